@@ -1,0 +1,105 @@
+"""Users: create, look up by email, suspend and activate."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.accounts.errors import (
+    EmailTaken,
+    InvalidDbRole,
+    InvalidEmail,
+    UserNotFound,
+)
+from gateway.accounts.memberships import add_membership, check_org_role
+from gateway.accounts.organizations import get_organization
+from gateway.accounts.passwords import PasswordHashing, check_password_policy
+from gateway.audit import record_event
+from gateway.settings import Settings
+from gateway.store.ids import fresh_id
+from gateway.store.models import USER_STATUSES, User, utcnow
+
+
+def normalize_email(email: str) -> tuple[str, str]:
+    """Return ``(display form, look-up key)``; the key is what uniqueness is checked on.
+
+    The key is lower-cased whole: RFC 5321 lets a server treat the local part case-sensitively,
+    but no provider we know of does, and treating ``Ada@`` and ``ada@`` as two accounts invites
+    account confusion.
+    """
+    try:
+        valid = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"That is not a valid email address: {exc}") from None
+    return valid.normalized, valid.normalized.lower()
+
+
+async def create_user(
+    *,
+    db: AsyncSession,
+    passwords: PasswordHashing,
+    settings: Settings,
+    email: str,
+    password: str,
+    db_role: str | None = None,
+    organization_id: int | None = None,
+    org_role: str | None = None,
+) -> User:
+    """Create a user, optionally as a member of an organization, in the caller's transaction.
+
+    Every check runs before anything is written, so a refusal leaves the store unchanged.
+    """
+    display_email, email_key = normalize_email(email)
+    check_password_policy(password, min_length=settings.password_min_length)
+    role = db_role or settings.authenticated_role
+    if role not in settings.allowed_roles:
+        raise InvalidDbRole(
+            f"The database role {role!r} is not in GATEWAY_ALLOWED_ROLES "
+            f"({', '.join(settings.allowed_roles)})."
+        )
+    if organization_id is not None:
+        org_role = check_org_role(org_role or "org_client")
+        await get_organization(db=db, organization_id=organization_id)
+    if await db.scalar(select(User.id).where(User.email_normalized == email_key)) is not None:
+        raise EmailTaken("A user with that email address already exists.")
+
+    user = User(
+        id=await fresh_id(db, User),
+        email=display_email,
+        email_normalized=email_key,
+        password_hash=await passwords.hash(password),
+        status="active",
+        db_role=role,
+    )
+    db.add(user)
+    await db.flush()
+    record_event(db, "user_created", user_id=user.id)
+    if organization_id is not None and org_role is not None:
+        await add_membership(db=db, user=user, organization_id=organization_id, role=org_role)
+    return user
+
+
+async def get_user_by_email(*, db: AsyncSession, email: str) -> User:
+    _, email_key = normalize_email(email)
+    user = await db.scalar(select(User).where(User.email_normalized == email_key))
+    if user is None:
+        raise UserNotFound("There is no user with that email address.")
+    return user
+
+
+async def set_user_status(*, db: AsyncSession, email: str, status: str) -> User:
+    """Suspend or reactivate a user; recorded in the audit trail."""
+    if status not in USER_STATUSES:
+        raise ValueError(f"unknown user status {status!r}")
+    user = await get_user_by_email(db=db, email=email)
+    if user.status != status:
+        user.status = status
+        user.updated_at = utcnow()
+        record_event(
+            db,
+            f"user_{'suspended' if status == 'suspended' else 'activated'}",
+            user_id=user.id,
+        )
+    await db.flush()
+    return user

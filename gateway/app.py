@@ -1,0 +1,69 @@
+"""``create_app(settings)``: wires the gateway's parts into one Litestar application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Any, cast
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+
+from gateway import health
+from gateway.http_errors import exception_handlers
+from gateway.request_log import RequestLog
+from gateway.runtime import Runtime
+from gateway.settings import Settings, load_settings
+
+# The gateway's own endpoints take small JSON bodies; anything bigger is refused with 413.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = Runtime.start(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return Litestar(
+        route_handlers=[health.healthz, health.readyz],
+        lifespan=[lifespan],
+        # RequestLog is plain ASGI (typed with plain mappings), which Litestar accepts as is.
+        middleware=[cast(Any, RequestLog)],
+        exception_handlers=exception_handlers,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="postgrest-gateway",
+            version=version("postgrest-gateway"),
+            path="/schema",
+            render_plugins=[
+                JsonRenderPlugin(path=["/", "/openapi.json"]),
+                SwaggerRenderPlugin(path="/swagger"),
+            ],
+        ),
+        logging_config=None,
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """The server's entry point (``gateway serve`` hands it to Granian in each worker)."""
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # Alembic narrates every migration context it opens (readiness checks open one).
+    logging.getLogger("alembic").setLevel(logging.WARNING)

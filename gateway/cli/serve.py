@@ -1,0 +1,47 @@
+"""``gateway serve``: run the gateway under Granian."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from granian import Granian
+from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
+
+from gateway.cli._base import cli, settings
+from gateway.store.lifecycle import open_store
+
+
+@cli.command()
+def serve() -> None:
+    """Run the gateway on GATEWAY_HOST:GATEWAY_PORT.
+
+    The embedded SQLite store is created and migrated on first start; a PostgreSQL store must be
+    migrated with `gateway db upgrade` first.
+    """
+    config = settings()
+
+    async def prepare() -> None:
+        engine = await open_store(config)
+        await engine.dispose()
+
+    asyncio.run(prepare())
+    click.echo(
+        f"gateway: serving on http://{config.host}:{config.port} "
+        f"({config.workers} worker{'s' if config.workers > 1 else ''})",
+        err=True,
+    )
+    # Granian measured 1.4-1.9x the requests per second of uvicorn (uvloop + httptools) on a
+    # trivial Litestar endpoint here; see README.md, "Server".
+    Granian(
+        target="gateway.app:create_app_from_env",
+        factory=True,
+        address=config.host,
+        port=config.port,
+        interface=Interfaces.ASGI,
+        workers=config.workers,
+        loop=Loops.auto,
+        log_level=LogLevels(config.log_level),
+        log_access=False,
+    ).serve()

@@ -1,0 +1,115 @@
+"""``gateway users``: accounts."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.accounts.passwords import PasswordHashing
+from gateway.accounts.users import create_user, set_user_status
+from gateway.cli._base import cli, emit, fail, in_transaction, json_option, settings
+from gateway.store.models import User
+
+
+@cli.group()
+def users() -> None:
+    """User accounts."""
+
+
+def user_document(user: User) -> dict[str, object]:
+    return {
+        "user_id": user.id,
+        "email": user.email,
+        "status": user.status,
+        "db_role": user.db_role,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+def read_password_from_stdin() -> str:
+    # One line, without its line ending: `printf '%s\n' "$PW" | gateway users create ...`.
+    line = sys.stdin.readline()
+    password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        fail("no password on standard input (pipe it in, one line)")
+    return password
+
+
+@users.command("create")
+@click.argument("email")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    required=True,
+    help="Read the password from stdin.",
+)
+@click.option("--org", "organization_id", type=int, help="Add the user to this organization.")
+@click.option(
+    "--org-role",
+    help="Role in --org: org_admin or org_client (default org_client).",
+)
+@click.option("--db-role", help="Top-level token role (default GATEWAY_AUTHENTICATED_ROLE).")
+@json_option
+def create(
+    email: str,
+    password_stdin: bool,
+    organization_id: int | None,
+    org_role: str | None,
+    db_role: str | None,
+    as_json: bool,
+) -> None:
+    """Create the user EMAIL; the password is read from standard input."""
+    if org_role is not None and organization_id is None:
+        fail("--org-role needs --org")
+    password = read_password_from_stdin()
+    config = settings()
+
+    async def work(db: AsyncSession) -> dict[str, object]:
+        passwords = PasswordHashing(workers=1)
+        try:
+            user = await create_user(
+                db=db,
+                passwords=passwords,
+                settings=config,
+                email=email,
+                password=password,
+                db_role=db_role,
+                organization_id=organization_id,
+                org_role=org_role,
+            )
+        finally:
+            passwords.close()
+        document = user_document(user)
+        if organization_id is not None:
+            document["organization_id"] = organization_id
+            document["org_role"] = org_role or "org_client"
+        return document
+
+    document = in_transaction(work)
+    emit(
+        document,
+        as_json=as_json,
+        text=f"created user {document['user_id']} ({document['email']})",
+    )
+
+
+def _status_command(name: str, status: str, summary: str) -> None:
+    @users.command(name, help=summary)
+    @click.argument("email")
+    @json_option
+    def command(email: str, as_json: bool) -> None:
+        async def work(db: AsyncSession) -> dict[str, object]:
+            return user_document(await set_user_status(db=db, email=email, status=status))
+
+        document = in_transaction(work)
+        emit(
+            document,
+            as_json=as_json,
+            text=f"{document['email']} is {document['status']}",
+        )
+
+
+_status_command("suspend", "suspended", "Suspend EMAIL: they can no longer sign in.")
+_status_command("activate", "active", "Reactivate the suspended user EMAIL.")

@@ -1,0 +1,41 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+from litestar.datastructures import State
+
+from gateway.errors import StoreUnavailable
+from gateway.runtime import Runtime
+from gateway.store.lifecycle import ping_store
+from gateway.store.migrate import is_up_to_date
+
+
+@get("/healthz", sync_to_thread=False, tags=["health"], summary="Liveness")
+def healthz() -> dict[str, str]:
+    """200 while the process serves requests; it checks nothing else."""
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["health"], summary="Readiness")
+async def readyz(state: State) -> Response[dict[str, object]]:
+    """200 when the store is reachable and migrated; 503 with the failing checks otherwise."""
+    runtime: Runtime = state.runtime
+    checks: dict[str, str] = {}
+    try:
+        await ping_store(runtime.engine)
+        checks["store"] = "ok" if await is_up_to_date(runtime.engine) else "not migrated"
+    except Exception:  # noqa: BLE001 - any failure to reach the store means "not ready"
+        checks["store"] = "unreachable"
+    failing = {name: result for name, result in checks.items() if result != "ok"}
+    if failing:
+        detail = ", ".join(f"{name} {result}" for name, result in failing.items())
+        return Response(
+            {
+                "code": StoreUnavailable.code if "store" in failing else "not_ready",
+                "message": f"The gateway is not ready: {detail}.",
+                "checks": checks,
+            },
+            status_code=503,
+        )
+    return Response({"status": "ready", "checks": checks}, status_code=200)

@@ -1,0 +1,98 @@
+"""The one place where exceptions become HTTP answers: ``{"code", "message"}`` with a status."""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from gateway.errors import GatewayError
+
+logger = logging.getLogger("gateway.errors")
+
+# Codes for the statuses the framework itself raises (routing, body limits, validation).
+_FRAMEWORK_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[dict[str, str]]:
+    all_headers = dict(headers or {})
+    if status == 401:
+        # RFC 6750 section 3: a 401 names the scheme the client should use.
+        all_headers.setdefault("WWW-Authenticate", "Bearer")
+    return Response(
+        {"code": code, "message": message},
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=all_headers,
+    )
+
+
+def _gateway_error(_: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, str]]:
+    headers = getattr(exc, "headers", None)
+    return error_response(exc.status, exc.code, exc.message, headers)
+
+
+def _validation_error(
+    _: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, str]]:
+    return error_response(400, "invalid_request", _validation_message(exc))
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
+    status = exc.status_code
+    code = _FRAMEWORK_CODES.get(status) or _snake(HTTPStatus(status).phrase)
+    message = exc.detail if status < 500 else HTTPStatus(status).phrase
+    headers = dict(exc.headers or {}) if status < 500 else None
+    return error_response(status, code, _sentence(message), headers)
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    # The client learns nothing about the failure; the operator gets the traceback. The engine
+    # hides SQL parameters, so no password hash or token reaches the log through it.
+    logger.exception("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return error_response(500, "internal_error", "The gateway failed to handle the request.")
+
+
+def _validation_message(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    details = []
+    for item in extra[:3]:
+        if isinstance(item, dict):
+            key = item.get("key")
+            message = str(item.get("message", "is invalid"))
+            details.append(f"{key}: {message}" if key else message)
+    if details:
+        return _sentence("The request is invalid: " + "; ".join(details))
+    return _sentence(exc.detail or "The request is invalid")
+
+
+def _snake(phrase: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    GatewayError: _gateway_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
+}

@@ -1,0 +1,77 @@
+"""One log line per request, with a request id that the client can quote back to us."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+# Plain ASGI types: this middleware also wraps the raw proxy mount, not only framework routes.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("gateway.request")
+
+# A client-supplied id is kept only when it is short and plain, so it cannot forge log lines.
+_ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(scope: Scope) -> bytes:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id" and _ACCEPTABLE_ID.match(value):
+            return bytes(value)
+    return secrets.token_hex(12).encode()
+
+
+class RequestLog:
+    """ASGI middleware: sets ``X-Request-Id`` on the answer and logs method, path, status, time.
+
+    The query string, headers and bodies are never logged: they can carry tokens or passwords.
+    """
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers: list[Any] = list(message.get("headers", ()))
+                headers.append((b"x-request-id", request_id))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            client = scope.get("client")
+            logger.info(
+                "request id=%s method=%s path=%s status=%s ms=%.1f peer=%s",
+                request_id.decode(),
+                scope["method"],
+                _printable(scope["path"]),
+                status or "-",
+                (time.perf_counter() - started) * 1000,
+                client[0] if client else "-",
+            )
+
+
+def _printable(path: str) -> str:
+    return path.encode("unicode_escape").decode("ascii")[:512]

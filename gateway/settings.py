@@ -1,0 +1,152 @@
+"""The gateway's settings: one object, read once from ``GATEWAY_*`` variables and ``.env``."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "GATEWAY_"
+
+# A PostgreSQL role or schema name we are willing to interpolate into DDL. PostgreSQL itself allows
+# more, but the gateway quotes nothing it does not have to: a plain lower-case identifier is enough.
+_SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class SettingsError(Exception):
+    """A setting has an invalid value; the message is one line naming the variable."""
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the gateway. Field ``foo_bar`` is read from ``GATEWAY_FOO_BAR``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str = Field(default="sqlite+aiosqlite:///./gateway.db", repr=False)
+    database_schema: str = "gateway"
+    keys_dir: str = "./keys"
+    upstream_url: str = "http://127.0.0.1:3000"
+    proxy_prefix: str = "/rest"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    issuer: str = "http://127.0.0.1:8000"
+    access_token_ttl: int = Field(default=3600, ge=30, le=86400)
+    refresh_token_ttl: int = Field(default=2592000, ge=60)
+    authenticated_role: str = "authenticated"
+    allowed_roles: Annotated[list[str], NoDecode] = ["authenticated"]
+    cookie_secure: bool = True
+    password_min_length: int = Field(default=8, ge=8, le=256)
+    password_hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64)
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    log_level: str = "info"
+
+    _split_allowed_roles = field_validator("allowed_roles", "trusted_proxies", mode="before")(
+        _split_list
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                "(the gateway's store is async)"
+            )
+        return value
+
+    @field_validator("database_schema", "authenticated_role")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _SQL_IDENTIFIER.match(value):
+            raise ValueError("must be a lower-case SQL identifier such as 'authenticated'")
+        return value
+
+    @field_validator("allowed_roles")
+    @classmethod
+    def _identifiers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one database role")
+        for role in value:
+            if not _SQL_IDENTIFIER.match(role):
+                raise ValueError(f"{role!r} is not a lower-case SQL identifier")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("proxy_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError("must be a path such as '/rest' (leading slash, no trailing slash)")
+        return value
+
+    @field_validator("upstream_url", "issuer")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return value
+
+    @model_validator(mode="after")
+    def _authenticated_role_is_allowed(self) -> Settings:
+        if self.authenticated_role not in self.allowed_roles:
+            raise ValueError(
+                f"GATEWAY_AUTHENTICATED_ROLE {self.authenticated_role!r} is not in "
+                "GATEWAY_ALLOWED_ROLES"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings once; raise :class:`SettingsError` with one line on an invalid value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    location = error.get("loc") or ()
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if location:
+        variable = ENV_PREFIX + str(location[0]).upper()
+        return f"invalid setting {variable}: {message}"
+    return f"invalid settings: {message}"
