@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "GATEWAY_"
@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite+aiosqlite:///./gateway.db", repr=False)
     database_schema: str = "gateway"
     keys_dir: str = "./keys"
+    signing_alg: Literal["ES256", "EdDSA", "RS256"] = "ES256"
+    keys_passphrase: SecretStr | None = None
+    postgrest_notify_url: str | None = Field(default=None, repr=False)
+    audience: str | None = None
     upstream_url: str = "http://127.0.0.1:3000"
     proxy_prefix: str = "/rest"
     host: str = "127.0.0.1"
@@ -132,6 +136,13 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def notify_url(self) -> str | None:
+        """Where ``NOTIFY pgrst`` goes: GATEWAY_POSTGREST_NOTIFY_URL, else a PostgreSQL store."""
+        if self.postgrest_notify_url:
+            return self.postgrest_notify_url
+        return None if self.is_sqlite else self.database_url
 
 
 def load_settings(**overrides: Any) -> Settings:
