@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     keys_passphrase: SecretStr | None = None
     postgrest_notify_url: str | None = Field(default=None, repr=False)
     audience: str | None = None
+    jwks_max_age: int = Field(default=300, ge=0, le=86400)
     upstream_url: str = "http://127.0.0.1:3000"
     proxy_prefix: str = "/rest"
     host: str = "127.0.0.1"
