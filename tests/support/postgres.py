@@ -39,7 +39,7 @@ def server_answers(url: str) -> bool:
 
     try:
         asyncio.run(probe())
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     return True
 
@@ -89,20 +89,43 @@ def throwaway_cluster() -> Iterator[str]:
     port = free_port()
     try:
         subprocess.run(
-            [*run_as, str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
-             "--auth=trust", "--no-sync", "-E", "UTF8"],
-            check=True, capture_output=True,
+            [
+                *run_as,
+                str(binaries / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
         )
         subprocess.run(
-            [*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
-             "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-            check=True, capture_output=True,
+            [
+                *run_as,
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(folder / "log"),
+                "-o",
+                f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
         )
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
             [*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
 

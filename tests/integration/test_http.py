@@ -1,0 +1,119 @@
+"""The gateway's own HTTP endpoints, served in process by the real application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.conftest import settings_from
+
+Client = AsyncTestClient[Litestar]
+
+
+@pytest.fixture
+async def client(migrated_store: Settings) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=create_app(migrated_store)) as test_client:
+        yield test_client
+
+
+async def test_healthz_answers_200(client: Client) -> None:
+    response = await client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_answers_200_when_the_store_is_reachable_and_migrated(
+    client: Client,
+) -> None:
+    response = await client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"store": "ok"}}
+
+
+async def test_readyz_answers_503_when_the_store_is_not_migrated(
+    store_settings: Settings, tmp_path: Path
+) -> None:
+    (tmp_path / "store").mkdir()  # an empty SQLite file will be created there
+    async with AsyncTestClient(app=create_app(store_settings)) as client:
+        response = await client.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "store_unavailable"
+    assert body["checks"] == {"store": "not migrated"}
+
+
+async def test_readyz_answers_503_when_the_store_is_unreachable() -> None:
+    settings = settings_from(
+        {"GATEWAY_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}
+    )
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        response = await client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"store": "unreachable"}
+    assert set(response.json()) == {"code", "message", "checks"}
+
+
+async def test_every_answer_carries_a_request_id(client: Client) -> None:
+    generated = await client.get("/healthz")
+    kept = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    forged = await client.get("/healthz", headers={"X-Request-Id": "x\tstatus=500 level=ERROR"})
+
+    assert len(generated.headers["x-request-id"]) == 24
+    assert kept.headers["x-request-id"] == "abc-123"
+    assert forged.headers["x-request-id"] != "x\tstatus=500 level=ERROR"
+    assert len(forged.headers["x-request-id"]) == 24
+
+
+async def test_one_log_line_per_request_without_the_query_string(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.request")
+
+    await client.get("/healthz?access_token=secret-token", headers={"X-Request-Id": "r-1"})
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.request"]
+    assert len(lines) == 1
+    assert "id=r-1 method=GET path=/healthz status=200" in lines[0]
+    assert "secret-token" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/no/such/path", 404, "not_found"),
+        ("POST", "/healthz", 405, "method_not_allowed"),
+        ("DELETE", "/readyz", 405, "method_not_allowed"),
+    ],
+)
+async def test_framework_errors_are_json_with_a_code_and_a_message(
+    client: Client, method: str, path: str, status: int, code: str
+) -> None:
+    response = await client.request(method, path)
+
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == code
+    assert set(body) == {"code", "message"}
+    assert body["message"].endswith(".")
+
+
+async def test_the_openapi_document_is_served_at_schema(client: Client) -> None:
+    response = await client.get("/schema")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    assert {"/healthz", "/readyz"} <= set(document["paths"])
+    assert (await client.get("/schema/openapi.json")).json() == document

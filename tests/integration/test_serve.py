@@ -1,0 +1,50 @@
+"""``gateway serve`` as a real process: the first Quick start command, on a fresh folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import run_gateway
+
+
+def test_serve_on_embedded_defaults_creates_the_store_and_answers_healthz(
+    tmp_path: Path,
+) -> None:
+    with run_gateway({}, cwd=tmp_path) as base_url:
+        health = httpx.get(f"{base_url}/healthz")
+        ready = httpx.get(f"{base_url}/readyz")
+
+    assert health.status_code == 200
+    assert ready.status_code == 200
+    assert (tmp_path / "gateway.db").exists()
+    log = next(tmp_path.glob("gateway-*.log")).read_text()
+    assert "path=/healthz status=200" in log
+
+
+@pytest.mark.postgres
+def test_serve_refuses_an_unmigrated_postgresql_store_with_the_command_to_run(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_DATABASE_URL"] = postgres_url.replace("postgresql://", "postgresql+asyncpg://")
+    env["GATEWAY_DATABASE_SCHEMA"] = "serve_unmigrated"
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "run `gateway db upgrade`" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,106 @@
+"""Settings: read once from GATEWAY_* and .env, refused in one line when invalid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import SettingsError, load_settings
+
+
+def test_defaults_are_the_contract_values() -> None:
+    settings = load_settings()
+
+    assert settings.database_url == "sqlite+aiosqlite:///./gateway.db"
+    assert settings.keys_dir == "./keys"
+    assert settings.upstream_url == "http://127.0.0.1:3000"
+    assert settings.proxy_prefix == "/rest"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.issuer == "http://127.0.0.1:8000"
+    assert settings.access_token_ttl == 3600
+    assert settings.refresh_token_ttl == 2592000
+    assert settings.authenticated_role == "authenticated"
+    assert settings.allowed_roles == ["authenticated"]
+    assert settings.cookie_secure is True
+    assert settings.database_schema == "gateway"
+    assert settings.signing_alg == "ES256"
+
+
+def test_environment_variables_with_the_prefix_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_PORT", "9001")
+    monkeypatch.setenv("GATEWAY_ALLOWED_ROLES", "authenticated, reporting")
+    monkeypatch.setenv("GATEWAY_COOKIE_SECURE", "false")
+
+    settings = load_settings()
+
+    assert settings.port == 9001
+    assert settings.allowed_roles == ["authenticated", "reporting"]
+    assert settings.cookie_secure is False
+
+
+def test_a_dotenv_file_in_the_working_folder_is_read_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("GATEWAY_PORT=9100\nGATEWAY_ISSUER=https://auth.example.com/\n")
+    monkeypatch.setenv("GATEWAY_PORT", "9200")
+
+    settings = load_settings()
+
+    assert settings.port == 9200
+    assert settings.issuer == "https://auth.example.com"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("GATEWAY_PORT", "eighty", "valid integer"),
+        ("GATEWAY_PORT", "70000", "less than or equal to 65535"),
+        ("GATEWAY_DATABASE_URL", "mysql://root@db/x", "sqlite+aiosqlite://"),
+        ("GATEWAY_ALLOWED_ROLES", "authenticated,Robert'); DROP", "SQL identifier"),
+        ("GATEWAY_ALLOWED_ROLES", " , ", "at least one"),
+        ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local", "CIDR"),
+        ("GATEWAY_PROXY_PREFIX", "rest/", "leading slash"),
+        ("GATEWAY_ISSUER", "auth.example.com", "http"),
+        ("GATEWAY_COOKIE_SECURE", "maybe", "boolean"),
+        ("GATEWAY_SIGNING_ALG", "HS256", "ES256"),
+        ("GATEWAY_ACCESS_TOKEN_TTL", "5", "greater than or equal to 30"),
+        ("GATEWAY_DATABASE_SCHEMA", "public; drop", "SQL identifier"),
+    ],
+)
+def test_an_invalid_value_is_refused_in_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, complaint: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"invalid setting {variable}:")
+    assert complaint in message
+
+
+def test_the_authenticated_role_must_be_in_the_allow_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_AUTHENTICATED_ROLE", "web_user")
+
+    with pytest.raises(SettingsError, match="GATEWAY_AUTHENTICATED_ROLE 'web_user' is not in"):
+        load_settings()
+
+
+def test_secrets_stay_out_of_the_settings_repr_and_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql+asyncpg://app:s3cret-pw@db/app")
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE", "another-s3cret")
+
+    settings = load_settings()
+    assert "s3cret" not in repr(settings)
+
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", "mysql://app:s3cret-pw@db/app")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert "s3cret" not in str(refused.value)
