@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -56,31 +55,17 @@ def settings() -> Settings:
     return root.obj
 
 
-def run(coroutine: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await coroutine
-
-    return asyncio.run(main())
-
-
-@asynccontextmanager
-async def transaction(config: Settings) -> AsyncIterator[AsyncSession]:
-    """One store transaction: committed when the block ends, rolled back on any error."""
-    engine = await open_store(config)
-    try:
-        async with make_sessionmaker(engine).begin() as db:
-            yield db
-    finally:
-        await engine.dispose()
-
-
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one store transaction and return its result."""
+    """Run ``work`` in one store transaction: committed when it returns, rolled back on error."""
     config = settings()
 
     async def main() -> T:
-        async with transaction(config) as db:
-            return await work(db)
+        engine = await open_store(config)
+        try:
+            async with make_sessionmaker(engine).begin() as db:
+                return await work(db)
+        finally:
+            await engine.dispose()
 
     return asyncio.run(main())
 

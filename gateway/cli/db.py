@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import click
 
-from gateway.cli._base import cli, run, settings
+from gateway.cli._base import cli, settings
 from gateway.store.lifecycle import describe_url, migrate_store
 
 
@@ -17,5 +19,5 @@ def db() -> None:
 def upgrade() -> None:
     """Apply migrations to GATEWAY_DATABASE_URL."""
     config = settings()
-    run(migrate_store(config))
+    asyncio.run(migrate_store(config))
     click.echo(f"store at {describe_url(config.database_url)} is up to date")
