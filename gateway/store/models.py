@@ -162,3 +162,30 @@ class AuthEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per normalised email, shared by every replica through the store.
+
+    Keyed by the email and not by the user row, so an address that has no account is throttled
+    exactly like one that has: the 429 must not tell an attacker which emails exist.
+    """
+
+    __tablename__ = "login_throttles"
+
+    email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    last_lockout_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ServerSecret(Base):
+    """Random secrets the gateway makes for itself (created by a migration, never exported)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
