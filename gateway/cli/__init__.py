@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.cli import db, members, orgs, serve, users  # noqa: F401  (registers the commands)
+from gateway.cli import db, keys, members, orgs, serve, users  # noqa: F401  (registers the commands)
 from gateway.cli._base import cli
 
 

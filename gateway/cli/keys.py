@@ -1,0 +1,162 @@
+"""``gateway keys``: the signing keys: list, rotate, prune, export the JWKS."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from gateway.cli._base import cli, emit, json_option, settings
+from gateway.errors import GatewayError
+from gateway.postgrest.notify import notify_postgrest
+from gateway.settings import Settings
+from gateway.tokens import (
+    KeyRecord,
+    ensure_keystore,
+    export_jwks,
+    load_keystore,
+    prune_keys,
+    read_manifest,
+    render_jwks,
+    rotate_keys,
+)
+from gateway.tokens.keystore import JWKS_NAME, keys_directory
+from gateway.tokens.manifest import format_time
+
+
+@cli.group()
+def keys() -> None:
+    """Signing keys: GATEWAY_KEYS_DIR holds them, its jwks.json is what PostgREST reads."""
+
+
+@keys.command("init")
+@json_option
+def init(as_json: bool) -> None:
+    """Create the keystore (a current and a next key) unless it exists."""
+    config = settings()
+    created = ensure_keystore(config)
+    manifest = read_manifest(config)
+    notified = _tell_postgrest(config) if created else False
+    directory = keys_directory(config)
+    emit(
+        {
+            "created": created,
+            "keys_dir": str(directory),
+            "current": manifest.current.kid,
+            "next": manifest.next.kid,
+            "notified": notified,
+        },
+        as_json=as_json,
+        text=(
+            f"created a keystore in {directory}: current key {manifest.current.kid}"
+            if created
+            else f"a keystore already exists in {directory}; left unchanged"
+        ),
+    )
+
+
+@keys.command("list")
+@json_option
+def list_(as_json: bool) -> None:
+    """List the keys: kid, algorithm, state (current, next, retiring) and times."""
+    records = read_manifest(settings()).keys
+    lines = [
+        f"{record.kid}  {record.alg:<5}  {record.state:<8}"
+        f"  created {format_time(record.created_at)}"
+        + "".join(
+            f"  {label} {format_time(moment)}"
+            for label, moment in (
+                ("activated", record.activated_at),
+                ("retired", record.retired_at),
+            )
+            if moment is not None
+        )
+        for record in records
+    ]
+    emit(
+        {"keys": [record.to_json() for record in records]},
+        as_json=as_json,
+        text="\n".join(lines),
+    )
+
+
+@keys.command("rotate")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rotate even if the next key is younger than GATEWAY_JWKS_MAX_AGE.",
+)
+@json_option
+def rotate(force: bool, as_json: bool) -> None:
+    """Promote next → current, current → retiring, create a new next key; tell PostgREST."""
+    config = settings()
+    manifest = rotate_keys(config, force=force)
+    notified = _tell_postgrest(config)
+    emit(
+        {
+            "current": manifest.current.kid,
+            "next": manifest.next.kid,
+            "retiring": [record.kid for record in manifest.retiring],
+            "notified": notified,
+        },
+        as_json=as_json,
+        text=f"rotated: signing with {manifest.current.kid}, next key {manifest.next.kid}",
+    )
+
+
+@keys.command("prune")
+@click.option("--force", is_flag=True, help="Drop every retiring key, even with live tokens.")
+@json_option
+def prune(force: bool, as_json: bool) -> None:
+    """Drop retiring keys older than the longest access-token lifetime."""
+    config = settings()
+    dropped = prune_keys(config, force=force)
+    notified = _tell_postgrest(config) if dropped else False
+    emit(
+        {"pruned": [record.kid for record in dropped], "notified": notified},
+        as_json=as_json,
+        text=_pruned_text(dropped),
+    )
+
+
+@keys.command("export-jwks")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def export(path: Path | None) -> None:
+    """Write the public JWKS to PATH (default: jwks.json in GATEWAY_KEYS_DIR; '-': stdout)."""
+    config = settings()
+    if path == Path("-"):
+        sys.stdout.buffer.write(render_jwks(load_keystore(config).jwks()))
+        return
+    written = export_jwks(config, path)
+    if written == keys_directory(config) / JWKS_NAME:
+        _tell_postgrest(config)  # the file PostgREST reads was rewritten
+    click.echo(f"wrote the public JWKS to {written}")
+
+
+def _tell_postgrest(config: Settings) -> bool:
+    """NOTIFY PostgREST to reload its config (and so the JWKS); a failure is only a warning.
+
+    The keystore change is already made and safe: PostgREST also picks up the file when it
+    restarts, so a missed notification must not turn a done rotation into a failed command.
+    """
+    url = config.notify_url
+    if url is None:
+        return False
+    try:
+        asyncio.run(notify_postgrest(url, "reload config"))
+    except GatewayError as exc:
+        click.echo(
+            f"gateway: warning: the keys changed but PostgREST was not told to reload: "
+            f"{exc.message} (run `gateway postgrest reload config` or restart PostgREST)",
+            err=True,
+        )
+        return False
+    return True
+
+
+def _pruned_text(dropped: tuple[KeyRecord, ...]) -> str:
+    if not dropped:
+        return "nothing to prune: every retiring key may still have live tokens"
+    return "pruned " + ", ".join(record.kid for record in dropped)

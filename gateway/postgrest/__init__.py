@@ -1,0 +1,1 @@
+"""Everything the gateway says to PostgREST and its database: reload notifications and more."""

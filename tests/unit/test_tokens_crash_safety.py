@@ -1,0 +1,206 @@
+"""A rotation that dies half-way, and rotations racing each other, leave a usable keystore.
+
+Crashes are real: a child process runs the rotation and ``os._exit``s at a chosen write, so no
+``finally`` block or rollback runs, exactly as with a kill or a power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from gateway.settings import Settings
+from gateway.tokens import (
+    ensure_keystore,
+    load_keyring,
+    load_keystore,
+    read_manifest,
+    render_jwks,
+    rotate_keys,
+    sign_access_token,
+    verify_access_token,
+)
+
+ISSUER = "http://127.0.0.1:8000"
+
+# Runs one rotation and dies (exit code 17) when it is about to write, or to rename, the file
+# named on the command line.
+CRASHING_ROTATION = textwrap.dedent(
+    """
+    import os, sys
+    from gateway.settings import Settings
+    from gateway.tokens import _atomic, keystore
+
+    keys_dir, target, moment = sys.argv[1:]
+    real_write, real_replace = keystore.write_atomic, os.replace
+
+    def write_then_crash(path, data, *, mode):
+        if path.name == target and moment == "before-write":
+            os._exit(17)
+        real_write(path, data, mode=mode)
+
+    def rename_then_crash(source, destination):
+        if os.path.basename(destination) == target and moment == "before-rename":
+            os._exit(17)
+        real_replace(source, destination)
+
+    keystore.write_atomic = write_then_crash
+    _atomic.os.replace = rename_then_crash
+    keystore.rotate_keys(Settings(keys_dir=keys_dir, jwks_max_age=0))
+    """
+)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"keys_dir": str(tmp_path / "keys"), "jwks_max_age": 0}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def claims() -> dict[str, Any]:
+    now = int(time.time())
+    return {"iss": ISSUER, "sub": "1", "iat": now, "exp": now + 600}
+
+
+def crash_rotation(settings: Settings, *, target: str, moment: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_ROTATION, settings.keys_dir, target, moment],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 17, result.stderr
+
+
+def verifies_with_jwks_file(settings: Settings, token: str) -> bool:
+    """What PostgREST does: verify with the key of jwks.json that the token's kid names."""
+    jwks = jwt.PyJWKSet.from_json((Path(settings.keys_dir) / "jwks.json").read_text())
+    kid = jwt.get_unverified_header(token)["kid"]
+    try:
+        key = jwks[kid]
+        jwt.decode(token, key, algorithms=[key.algorithm_name], issuer=ISSUER)
+    except (KeyError, jwt.PyJWTError):
+        return False
+    return True
+
+
+CRASH_POINTS = [
+    pytest.param("manifest.json", "before-write", id="after-the-key-file-before-the-manifest"),
+    pytest.param("manifest.json", "before-rename", id="while-writing-the-manifest"),
+    pytest.param("jwks.json", "before-write", id="after-the-manifest-before-the-jwks"),
+    pytest.param("jwks.json", "before-rename", id="while-writing-the-jwks"),
+]
+
+
+@pytest.mark.parametrize(("target", "moment"), CRASH_POINTS)
+def test_an_interrupted_rotation_leaves_a_keystore_that_loads_and_verifies_old_tokens(
+    tmp_path: Path, target: str, moment: str
+) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    token = sign_access_token(load_keyring(settings), claims())
+
+    crash_rotation(settings, target=target, moment=moment)
+
+    ring = load_keyring(settings)
+    assert verify_access_token(ring, token, issuer=ISSUER)["sub"] == "1"
+    assert verifies_with_jwks_file(settings, token)
+    # Tokens the (possibly rotated) keystore signs now verify with jwks.json too.
+    assert verifies_with_jwks_file(settings, sign_access_token(ring, claims()))
+
+
+@pytest.mark.parametrize(("target", "moment"), CRASH_POINTS)
+def test_the_next_write_after_an_interrupted_rotation_cleans_up(
+    tmp_path: Path, target: str, moment: str
+) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    crash_rotation(settings, target=target, moment=moment)
+
+    manifest = rotate_keys(settings)
+
+    directory = Path(settings.keys_dir)
+    on_disk = {path.name for path in directory.iterdir()} - {".lock"}
+    assert on_disk == {"manifest.json", "jwks.json"} | {f"{key.kid}.pem" for key in manifest.keys}
+    assert (directory / "jwks.json").read_bytes() == render_jwks(load_keystore(settings).jwks())
+
+
+def test_a_rotation_interrupted_before_the_manifest_changed_nothing(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    before = read_manifest(settings)
+
+    crash_rotation(settings, target="manifest.json", moment="before-rename")
+
+    assert read_manifest(settings) == before
+
+
+def test_a_rotation_interrupted_after_the_manifest_is_done(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    before = read_manifest(settings)
+
+    crash_rotation(settings, target="jwks.json", moment="before-write")
+
+    assert read_manifest(settings).current.kid == before.next.kid
+
+
+def test_ensure_keystore_repairs_a_jwks_file_left_stale_by_a_crash(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    crash_rotation(settings, target="jwks.json", moment="before-write")
+
+    ensure_keystore(settings)
+
+    jwks = json.loads((Path(settings.keys_dir) / "jwks.json").read_bytes())
+    assert {jwk["kid"] for jwk in jwks["keys"]} == {key.kid for key in read_manifest(settings).keys}
+
+
+# Concurrent rotations
+
+ROTATIONS_PER_PROCESS = 8
+
+
+def rotate_many(keys_dir: str, start: Any) -> None:
+    """Child process: wait for the others, then rotate as fast as possible."""
+    settings = Settings(keys_dir=keys_dir, jwks_max_age=0)
+    start.wait()
+    for _ in range(ROTATIONS_PER_PROCESS):
+        rotate_keys(settings)
+
+
+def test_concurrent_rotations_in_two_processes_serialise(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    workers = [
+        context.Process(target=rotate_many, args=(settings.keys_dir, start)) for _ in range(2)
+    ]
+
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    manifest = read_manifest(settings)
+    assert [key.state for key in manifest.keys].count("current") == 1
+    assert [key.state for key in manifest.keys].count("next") == 1
+    # No rotation was lost: each one retired a key (an unlocked race would drop some).
+    assert len(manifest.retiring) == 2 * ROTATIONS_PER_PROCESS
+    store = load_keystore(settings)
+    assert len(store.keys) == 2 + 2 * ROTATIONS_PER_PROCESS
+    pem_files = {path.name for path in Path(settings.keys_dir).glob("*.pem")}
+    assert pem_files == {f"{key.kid}.pem" for key in manifest.keys}
+    assert (Path(settings.keys_dir) / "jwks.json").read_bytes() == render_jwks(store.jwks())
