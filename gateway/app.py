@@ -11,12 +11,17 @@ from typing import Any, cast
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
 
 from gateway import health
 from gateway.http_errors import exception_handlers
 from gateway.request_log import RequestLog
 from gateway.runtime import Runtime
+from gateway.sessions.routes import AuthController, auth_rate_limit
 from gateway.settings import Settings, load_settings
+from gateway.tokens import routes as key_routes
 
 # The gateway's own endpoints take small JSON bodies; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
@@ -25,7 +30,7 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime = Runtime.start(settings)
+        runtime = await Runtime.start(settings)
         app.state.runtime = runtime
         try:
             yield
@@ -33,10 +38,17 @@ def create_app(settings: Settings) -> Litestar:
             await runtime.stop()
 
     return Litestar(
-        route_handlers=[health.healthz, health.readyz],
+        route_handlers=[
+            health.healthz,
+            health.readyz,
+            key_routes.jwks,
+            key_routes.openid_configuration,
+            AuthController,
+        ],
         lifespan=[lifespan],
         # RequestLog is plain ASGI (typed with plain mappings), which Litestar accepts as is.
-        middleware=[cast(Any, RequestLog)],
+        middleware=[cast(Any, RequestLog), auth_rate_limit(settings).middleware],
+        stores={"auth_rate_limit": rate_limit_store(settings)},
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
@@ -51,6 +63,13 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
         debug=False,
     )
+
+
+def rate_limit_store(settings: Settings) -> Store:
+    """Redis when GATEWAY_REDIS_URL is set (limits shared by every replica), else memory."""
+    if settings.redis_url:
+        return RedisStore.with_client(url=settings.redis_url, namespace="gateway")
+    return MemoryStore()
 
 
 def create_app_from_env() -> Litestar:

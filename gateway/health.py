@@ -19,7 +19,7 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz", tags=["health"], summary="Readiness")
 async def readyz(state: State) -> Response[dict[str, object]]:
-    """200 when the store is reachable and migrated; 503 with the failing checks otherwise."""
+    """200 when the store is reachable and migrated and a signing key is loaded; else 503."""
     runtime: Runtime = state.runtime
     checks: dict[str, str] = {}
     try:
@@ -27,6 +27,10 @@ async def readyz(state: State) -> Response[dict[str, object]]:
         checks["store"] = "ok" if await is_up_to_date(runtime.engine) else "not migrated"
     except Exception:  # noqa: BLE001 - any failure to reach the store means "not ready"
         checks["store"] = "unreachable"
+    try:
+        checks["keystore"] = "ok" if runtime.keys.ring.current_kid else "no signing key"
+    except RuntimeError:
+        checks["keystore"] = "not loaded"
     failing = {name: result for name, result in checks.items() if result != "ok"}
     if failing:
         detail = ", ".join(f"{name} {result}" for name, result in failing.items())

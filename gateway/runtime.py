@@ -1,14 +1,23 @@
-"""What one gateway process holds while it runs: the settings, the store and the hashing pool."""
+"""What one gateway process holds while it runs: settings, store, hashing pool, signing keys."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import secrets
+from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.accounts.passwords import PasswordHashing
+from gateway.errors import StoreUnavailable
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
+from gateway.store.models import ServerSecret
+from gateway.tokens.keystore import ensure_keystore
+from gateway.tokens.watcher import KeyRingHolder
+
+REFRESH_SUCCESSOR_KEY = "refresh_successor_key"
 
 
 @dataclass(slots=True)
@@ -17,19 +26,46 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     passwords: PasswordHashing
+    keys: KeyRingHolder
+    dummy_hash: str
+    _refresh_key: bytes | None = field(default=None)
 
     @classmethod
-    def start(cls, settings: Settings) -> Runtime:
-        # No connection is made here: a store that is down at start-up makes /readyz answer 503
-        # until it comes back, instead of a crash loop.
+    async def start(cls, settings: Settings) -> Runtime:
+        # No connection to the store is made here: a store that is down at start-up makes
+        # /readyz answer 503 until it comes back, instead of a crash loop.
         engine = make_engine(settings)
+        passwords = PasswordHashing(workers=settings.password_hash_workers)
+        await asyncio.to_thread(ensure_keystore, settings)
+        keys = KeyRingHolder(settings)
+        await keys.start()
+        # Unknown emails are verified against this, so that they cost what a real account costs;
+        # made with today's parameters, it can never match a password anyone knows.
+        dummy_hash = await passwords.hash(secrets.token_urlsafe(32))
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
-            passwords=PasswordHashing(workers=settings.password_hash_workers),
+            passwords=passwords,
+            keys=keys,
+            dummy_hash=dummy_hash,
         )
 
+    async def refresh_key(self) -> bytes:
+        """The server secret that derives refresh token successors (made by a migration)."""
+        if self._refresh_key is None:
+            async with self.sessions() as db:
+                value = await db.scalar(
+                    select(ServerSecret.value).where(ServerSecret.name == REFRESH_SUCCESSOR_KEY)
+                )
+            if value is None:
+                raise StoreUnavailable(
+                    "The store lacks its server secret; run `gateway db upgrade`."
+                )
+            self._refresh_key = bytes.fromhex(value)
+        return self._refresh_key
+
     async def stop(self) -> None:
+        await self.keys.stop()
         self.passwords.close()
         await self.engine.dispose()

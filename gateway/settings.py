@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     password_min_length: int = Field(default=8, ge=8, le=256)
     password_hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64)
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    refresh_reuse_grace: int = Field(default=10, ge=0, le=120)
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_failure_window: int = Field(default=900, ge=1)
+    login_lockout: int = Field(default=300, ge=1)
+    login_lockout_max: int = Field(default=3600, ge=1)
+    auth_rate_limit: int = Field(default=60, ge=1)
+    redis_url: str | None = Field(default=None, repr=False)
     log_level: str = "info"
 
     _split_allowed_roles = field_validator("allowed_roles", "trusted_proxies", mode="before")(

@@ -11,6 +11,7 @@ from granian.log import LogLevels
 
 from gateway.cli._base import cli, settings
 from gateway.store.lifecycle import open_store
+from gateway.tokens.keystore import ensure_keystore
 
 
 @cli.command()
@@ -27,6 +28,8 @@ def serve() -> None:
         await engine.dispose()
 
     asyncio.run(prepare())
+    if ensure_keystore(config):
+        click.echo(f"gateway: created a new keystore in {config.keys_dir}", err=True)
     click.echo(
         f"gateway: serving on http://{config.host}:{config.port} "
         f"({config.workers} worker{'s' if config.workers > 1 else ''})",

@@ -36,7 +36,7 @@ async def test_readyz_answers_200_when_the_store_is_reachable_and_migrated(
     response = await client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"store": "ok"}}
+    assert response.json() == {"status": "ready", "checks": {"store": "ok", "keystore": "ok"}}
 
 
 async def test_readyz_answers_503_when_the_store_is_not_migrated(
@@ -49,7 +49,7 @@ async def test_readyz_answers_503_when_the_store_is_not_migrated(
     assert response.status_code == 503
     body = response.json()
     assert body["code"] == "store_unavailable"
-    assert body["checks"] == {"store": "not migrated"}
+    assert body["checks"] == {"store": "not migrated", "keystore": "ok"}
 
 
 async def test_readyz_answers_503_when_the_store_is_unreachable() -> None:
@@ -60,7 +60,7 @@ async def test_readyz_answers_503_when_the_store_is_unreachable() -> None:
         response = await client.get("/readyz")
 
     assert response.status_code == 503
-    assert response.json()["checks"] == {"store": "unreachable"}
+    assert response.json()["checks"] == {"store": "unreachable", "keystore": "ok"}
     assert set(response.json()) == {"code", "message", "checks"}
 
 

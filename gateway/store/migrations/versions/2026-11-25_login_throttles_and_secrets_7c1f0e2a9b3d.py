@@ -8,8 +8,8 @@ Create Date: 2026-11-25
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op

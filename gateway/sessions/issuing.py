@@ -1,0 +1,92 @@
+"""Starting sessions and issuing token pairs: the one place tokens are minted."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit import record_event
+from gateway.runtime import Runtime
+from gateway.sessions.identity import MembershipView, identity_of
+from gateway.sessions.refresh_tokens import hash_refresh_token, new_refresh_token
+from gateway.store.models import RefreshToken, Session, User
+from gateway.tokens.claims import Identity, build_access_claims
+from gateway.tokens.signing import sign_access_token
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    expires_in: int
+    expires_at: int
+    refresh_token: str
+    identity: Identity
+    session_id: str
+
+
+async def start_session(
+    db: AsyncSession,
+    runtime: Runtime,
+    *,
+    user: User,
+    membership: MembershipView | None,
+    client: ClientInfo,
+    now: datetime,
+    event: str,
+) -> tuple[Session, str, Identity]:
+    """Create a session with its first refresh token, in the caller's transaction.
+
+    Every sign-in gets a new session id and a new refresh token, so nothing a client (or an
+    attacker) held before the sign-in carries over into it (no session fixation).
+    """
+    identity = identity_of(user, membership)
+    session = Session(
+        id=secrets.token_urlsafe(18),
+        user_id=user.id,
+        organization_id=identity.organization_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=runtime.settings.refresh_token_ttl),
+        user_agent=(client.user_agent or "")[:512] or None,
+        ip=client.ip,
+    )
+    refresh_token = new_refresh_token()
+    db.add(session)
+    await db.flush()
+    db.add(RefreshToken(token_hash=hash_refresh_token(refresh_token), session_id=session.id))
+    if membership is not None:
+        user.last_organization_id = membership.organization_id
+    record_event(
+        db,
+        event,
+        user_id=user.id,
+        ip=client.ip,
+        details={"session_id": session.id, "organization_id": identity.organization_id},
+    )
+    return session, refresh_token, identity
+
+
+def issue_tokens(
+    runtime: Runtime, *, identity: Identity, session_id: str, refresh_token: str
+) -> IssuedTokens:
+    now = int(time.time())
+    claims = build_access_claims(
+        identity, settings=runtime.settings, session_id=session_id, now=now
+    )
+    return IssuedTokens(
+        access_token=sign_access_token(runtime.keys.ring, claims),
+        expires_in=runtime.settings.access_token_ttl,
+        expires_at=claims["exp"],
+        refresh_token=refresh_token,
+        identity=identity,
+        session_id=session_id,
+    )

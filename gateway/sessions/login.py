@@ -1,0 +1,106 @@
+"""Signing in with an email and a password."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.accounts.errors import InvalidEmail
+from gateway.accounts.passwords import MAX_PASSWORD_BYTES
+from gateway.accounts.users import normalize_email
+from gateway.audit import record_event
+from gateway.errors import GatewayError
+from gateway.runtime import Runtime
+from gateway.sessions.errors import InvalidCredentials, UserSuspended
+from gateway.sessions.identity import choose_membership, memberships_of
+from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens, start_session
+from gateway.sessions.throttle import check_not_locked, clear_failures, record_failure
+from gateway.store.models import User, utcnow
+
+
+def throttle_key(email: str) -> str:
+    """The key failures are counted under; an unparseable email still gets one."""
+    try:
+        return normalize_email(email)[1]
+    except InvalidEmail:
+        return email.strip().lower()[:320]
+
+
+async def login(
+    runtime: Runtime,
+    *,
+    email: str,
+    password: str,
+    organization_id: int | None,
+    client: ClientInfo,
+) -> IssuedTokens:
+    """Check the credentials and start a session.
+
+    An unknown email costs exactly what a wrong password costs: one argon2 verification (against
+    a dummy hash made at start-up with today's parameters) and the same 401, so neither the
+    answer nor its timing tells which emails have accounts. A suspended user learns so only
+    after giving the right password.
+    """
+    settings = runtime.settings
+    now = utcnow()
+    key = throttle_key(email)
+    async with runtime.sessions.begin() as db:
+        await check_not_locked(db, key, now=now)
+        user = await db.scalar(select(User).where(User.email_normalized == key))
+    stored_hash = user.password_hash if user is not None else runtime.dummy_hash
+    # The byte cap matches account creation; a longer password can never be right, but it is
+    # still verified (truncated) so that it costs the same as any other attempt.
+    candidate = password.encode("utf-8", "surrogatepass")[:MAX_PASSWORD_BYTES].decode(
+        "utf-8", "ignore"
+    )
+    verified = await runtime.passwords.verify(stored_hash, candidate) and candidate == password
+
+    if user is None or not verified:
+        async with runtime.sessions.begin() as db:
+            locked = await record_failure(db, key, now=now, settings=settings)
+            user_id = user.id if user is not None else None
+            record_event(db, "login_failed", user_id=user_id, ip=client.ip)
+            if locked:
+                record_event(db, "account_locked", user_id=user_id, ip=client.ip)
+        raise InvalidCredentials("The email or password is incorrect.")
+
+    refusal: GatewayError | None = None
+    async with runtime.sessions.begin() as db:
+        user = await db.get(User, user.id, with_for_update=True)
+        assert user is not None
+        await clear_failures(db, key)
+        if user.status != "active":
+            record_event(
+                db,
+                "login_refused",
+                user_id=user.id,
+                ip=client.ip,
+                details={"reason": "user_suspended"},
+            )
+            refusal = UserSuspended("This account is suspended.")
+        else:
+            if runtime.passwords.needs_rehash(user.password_hash):
+                user.password_hash = await runtime.passwords.hash(password)
+            try:
+                membership = choose_membership(
+                    user, await memberships_of(db, user.id), organization_id
+                )
+            except GatewayError as exc:
+                record_event(
+                    db, "login_refused", user_id=user.id, ip=client.ip, details={"reason": exc.code}
+                )
+                refusal = exc
+            else:
+                session, refresh_token, identity = await start_session(
+                    db,
+                    runtime,
+                    user=user,
+                    membership=membership,
+                    client=client,
+                    now=now,
+                    event="login_succeeded",
+                )
+    if refusal is not None:
+        raise refusal
+    return issue_tokens(
+        runtime, identity=identity, session_id=session.id, refresh_token=refresh_token
+    )

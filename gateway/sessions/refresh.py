@@ -1,0 +1,128 @@
+"""Refreshing: every refresh token is used once, and a second use ends the whole session."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit import record_event
+from gateway.errors import GatewayError
+from gateway.runtime import Runtime
+from gateway.sessions.errors import (
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    SessionExpired,
+    SessionRevoked,
+    UserSuspended,
+)
+from gateway.sessions.identity import MembershipView, identity_of, memberships_of
+from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens
+from gateway.sessions.refresh_tokens import (
+    hash_refresh_token,
+    looks_like_refresh_token,
+    successor_of,
+)
+from gateway.sessions.revocation import revoke_session
+from gateway.store.models import RefreshToken, Session, User, utcnow
+from gateway.tokens.claims import Identity
+
+
+async def refresh(runtime: Runtime, *, refresh_token: str, client: ClientInfo) -> IssuedTokens:
+    """Exchange a refresh token for a new pair.
+
+    The token's row is locked (``SELECT … FOR UPDATE`` on PostgreSQL) and marked used with a
+    compare-and-set, so concurrent refreshes of one token produce one successor. A token used a
+    second time is either a client that lost a race (within GATEWAY_REFRESH_REUSE_GRACE seconds:
+    it gets the same successor) or a stolen token being replayed (after that: the session is
+    revoked, so the thief's and the victim's tokens all stop working; RFC 9700 section 4.14.2).
+    The user's status and membership are read again, so suspension or removal ends the session.
+    """
+    if not looks_like_refresh_token(refresh_token):
+        raise InvalidRefreshToken("The refresh token is not valid.")
+    settings = runtime.settings
+    now = utcnow()
+    token_hash = hash_refresh_token(refresh_token)
+    successor = successor_of(refresh_token, key=await runtime.refresh_key())
+    successor_hash = hash_refresh_token(successor)
+    refusal: GatewayError | None = None
+    identity: Identity | None = None
+
+    async with runtime.sessions.begin() as db:
+        row = await db.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+        )
+        if row is None:
+            raise InvalidRefreshToken("The refresh token is not valid.")
+        session = await db.get(Session, row.session_id, with_for_update=True)
+        assert session is not None
+        user = await db.get(User, session.user_id)
+        assert user is not None
+        if session.revoked_at is not None:
+            raise SessionRevoked("This session has ended; sign in again.")
+        if session.expires_at <= now:
+            raise SessionExpired("This session has expired; sign in again.")
+
+        first_use = row.used_at is None
+        if first_use:
+            # Compare-and-set: on SQLite (no row locks) a concurrent refresh may have won.
+            marked = await db.execute(
+                update(RefreshToken)
+                .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None))
+                .values(used_at=now, successor_hash=successor_hash)
+            )
+            first_use = marked.rowcount == 1  # type: ignore[attr-defined]
+            if not first_use:
+                await db.refresh(row)
+        if not first_use:
+            assert row.used_at is not None
+            in_grace = now - row.used_at <= timedelta(seconds=settings.refresh_reuse_grace)
+            if not (in_grace and row.successor_hash == successor_hash):
+                await revoke_session(db, session, reason="refresh_token_reused", now=now)
+                record_event(
+                    db,
+                    "refresh_token_reused",
+                    user_id=user.id,
+                    ip=client.ip,
+                    details={"session_id": session.id},
+                )
+                refusal = RefreshTokenReused(
+                    "This refresh token was already used; the session has been ended."
+                )
+
+        if refusal is None:
+            refusal, membership = await _still_allowed(db, session, user, now=now)
+            if refusal is None:
+                identity = identity_of(user, membership)
+                if first_use:
+                    db.add(RefreshToken(token_hash=successor_hash, session_id=session.id))
+                    record_event(
+                        db,
+                        "token_refreshed",
+                        user_id=user.id,
+                        ip=client.ip,
+                        details={"session_id": session.id},
+                    )
+
+    if refusal is not None:
+        raise refusal
+    assert identity is not None
+    return issue_tokens(runtime, identity=identity, session_id=session.id, refresh_token=successor)
+
+
+async def _still_allowed(
+    db: AsyncSession, session: Session, user: User, *, now: datetime
+) -> tuple[GatewayError | None, MembershipView | None]:
+    """Re-check what the session was granted on: an active user, a membership still held."""
+    if user.status != "active":
+        await revoke_session(db, session, reason="user_suspended", now=now)
+        return UserSuspended("This account is suspended."), None
+    membership = None
+    if session.organization_id is not None:
+        memberships = {m.organization_id: m for m in await memberships_of(db, user.id)}
+        membership = memberships.get(session.organization_id)
+        if membership is None:
+            await revoke_session(db, session, reason="membership_removed", now=now)
+            return SessionRevoked("You are no longer a member of this organization."), None
+    return None, membership

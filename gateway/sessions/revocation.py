@@ -1,0 +1,49 @@
+"""Ending sessions: logout (one or all), reuse detection, suspension."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit import record_event
+from gateway.store.models import Session
+
+
+async def revoke_session(db: AsyncSession, session: Session, *, reason: str, now: datetime) -> None:
+    """Mark one session revoked (idempotent: the first reason is kept)."""
+    if session.revoked_at is None:
+        session.revoked_at = now
+        session.revoke_reason = reason
+        await db.flush()
+
+
+async def revoke_user_sessions(
+    db: AsyncSession, user_id: int, *, reason: str, now: datetime
+) -> list[str]:
+    """Revoke every live session of a user; returns their ids."""
+    sessions = (
+        await db.scalars(
+            select(Session)
+            .where(Session.user_id == user_id, Session.revoked_at.is_(None))
+            .with_for_update()
+        )
+    ).all()
+    for session in sessions:
+        await revoke_session(db, session, reason=reason, now=now)
+    return [session.id for session in sessions]
+
+
+async def logout(
+    db: AsyncSession, session: Session, *, scope: str, ip: str | None, now: datetime
+) -> None:
+    """``local`` ends this session; ``global`` ends every session of its user."""
+    if scope == "global":
+        ended = await revoke_user_sessions(db, session.user_id, reason="logout_global", now=now)
+    else:
+        await revoke_session(db, session, reason="logout", now=now)
+        ended = [session.id]
+    record_event(
+        db, "logout", user_id=session.user_id, ip=ip, details={"scope": scope, "sessions": ended}
+    )
