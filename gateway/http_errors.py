@@ -58,6 +58,12 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     code = _FRAMEWORK_CODES.get(status) or _snake(HTTPStatus(status).phrase)
     message = exc.detail if status < 500 else HTTPStatus(status).phrase
     headers = dict(exc.headers or {}) if status < 500 else None
+    if status == 429 and headers is not None:
+        # Litestar's limiter says when the window resets (RateLimit-Reset); clients and proxies
+        # that know only RFC 9110 look for Retry-After.
+        reset = {k.lower(): v for k, v in headers.items()}.get("ratelimit-reset")
+        if reset is not None:
+            headers.setdefault("Retry-After", reset)
     return error_response(status, code, _sentence(message), headers)
 
 

@@ -1,0 +1,21 @@
+"""create_app wiring decisions that have no behaviour of their own to observe."""
+
+from __future__ import annotations
+
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+
+from gateway.app import rate_limit_store
+from gateway.settings import Settings
+
+
+def test_the_per_address_limit_lives_in_memory_by_default() -> None:
+    assert isinstance(rate_limit_store(Settings()), MemoryStore)
+
+
+def test_the_per_address_limit_is_shared_through_redis_when_configured() -> None:
+    store = rate_limit_store(Settings(redis_url="redis://127.0.0.1:6399/3"))
+
+    assert isinstance(store, RedisStore)
+    assert store._redis.connection_pool.connection_kwargs["port"] == 6399
+    assert store._redis.connection_pool.connection_kwargs["db"] == 3
