@@ -17,6 +17,7 @@ from litestar.stores.redis import RedisStore
 
 from gateway import health
 from gateway.http_errors import exception_handlers
+from gateway.json_body import JSONRequest
 from gateway.request_log import RequestLog
 from gateway.runtime import Runtime
 from gateway.sessions.routes import AuthController, auth_rate_limit
@@ -51,6 +52,7 @@ def create_app(settings: Settings) -> Litestar:
         stores={"auth_rate_limit": rate_limit_store(settings)},
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=JSONRequest,
         openapi_config=OpenAPIConfig(
             title="postgrest-gateway",
             version=version("postgrest-gateway"),

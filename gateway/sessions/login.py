@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import select
 
 from gateway.accounts.errors import InvalidEmail
@@ -18,11 +20,19 @@ from gateway.store.models import User, utcnow
 
 
 def throttle_key(email: str) -> str:
-    """The key failures are counted under; an unparseable email still gets one."""
+    """The key failures are counted under; an unparseable email still gets one.
+
+    An address that is not an email cannot have an account, but it is throttled all the same
+    (answering it differently would be a tell); its key is a digest, so whatever bytes it holds
+    never reach the store.
+    """
     try:
         return normalize_email(email)[1]
     except InvalidEmail:
-        return email.strip().lower()[:320]
+        return (
+            "invalid:"
+            + hashlib.sha256(email.strip().lower().encode("utf-8", "replace")).hexdigest()
+        )
 
 
 async def login(

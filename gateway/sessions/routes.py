@@ -15,6 +15,7 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from gateway.client_address import client_address, parse_networks
+from gateway.json_body import OptionalBodyOperation, require_json_content_type
 from gateway.runtime import Runtime
 from gateway.sessions import current
 from gateway.sessions.cookies import (
@@ -41,7 +42,7 @@ TOKEN_TYPE = "bearer"  # noqa: S105 - RFC 6750 token type, not a secret
 # Requests. Unknown fields are refused (400) rather than ignored: a typo such as "organisation_id"
 # must not silently sign the user into another organization.
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, Meta(min_length=1, max_length=320)]
+    email: Annotated[str, Meta(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$")]
     password: Annotated[str, Meta(min_length=1, max_length=1024)]
     organization_id: PublicId | None = None
     cookie: bool = False
@@ -225,6 +226,7 @@ def provide_runtime(state: State) -> Runtime:
 
 class AuthController(Controller):
     path = "/auth"
+    guards = [require_json_content_type]  # noqa: RUF012
     tags = ["auth"]  # noqa: RUF012 - Litestar reads these class attributes once
     dependencies = {"runtime": Provide(provide_runtime, sync_to_thread=False)}  # noqa: RUF012
 
@@ -256,6 +258,7 @@ class AuthController(Controller):
     @post(
         "/refresh",
         summary="Exchange a refresh token for a new token pair",
+        operation_class=OptionalBodyOperation,
         status_code=200,
         responses=_errors(
             _BAD_INPUT,
@@ -288,6 +291,7 @@ class AuthController(Controller):
     @post(
         "/logout",
         summary="End this session, or every session of the user",
+        operation_class=OptionalBodyOperation,
         status_code=204,
         responses=_errors(
             _BAD_INPUT,

@@ -139,24 +139,24 @@ def verify_access_token(
         InvalidToken: for any failure; the message never repeats a claim or header of the token.
     """
     if len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidToken("the token is too long")
+        raise InvalidToken("The token is too long.")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise InvalidToken("the token is malformed") from None
+        raise InvalidToken("The token is malformed.") from None
     kid = header.get("kid")
     if not isinstance(kid, str):
-        raise InvalidToken("the token names no signing key")
+        raise InvalidToken("The token names no signing key.")
     key = ring._verification_keys.get(kid)
     if key is None:
-        raise InvalidToken("the token was not signed by a key of this gateway")
+        raise InvalidToken("The token was not signed by a key of this gateway.")
     if header.get("alg") != key.alg:
-        raise InvalidToken("the token's algorithm is not the one of its key")
+        raise InvalidToken("The token's algorithm is not the one of its key.")
     typ = header.get("typ")
     # RFC 8725 section 3.11: explicit typing keeps other kinds of JWS signed by the same key
     # from passing as access tokens. RFC 7515 section 4.1.9: media types compare case-blind.
     if typ is not None and (not isinstance(typ, str) or typ.lower() != "jwt"):
-        raise InvalidToken("the token is not a JWT")
+        raise InvalidToken("The token is not a JWT.")
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -168,15 +168,15 @@ def verify_access_token(
             options={"require": _REQUIRED_CLAIMS},
         )
     except jwt.ExpiredSignatureError:
-        raise InvalidToken("the token has expired") from None
+        raise InvalidToken("The token has expired.") from None
     except jwt.MissingRequiredClaimError:
-        raise InvalidToken("the token lacks a required claim") from None
+        raise InvalidToken("The token lacks a required claim.") from None
     except jwt.InvalidIssuerError:
-        raise InvalidToken("the token was issued by someone else") from None
+        raise InvalidToken("The token was issued by someone else.") from None
     except jwt.InvalidAudienceError:
-        raise InvalidToken("the token is meant for another audience") from None
+        raise InvalidToken("The token is meant for another audience.") from None
     except jwt.InvalidSignatureError:
-        raise InvalidToken("the token's signature is invalid") from None
+        raise InvalidToken("The token's signature is invalid.") from None
     except jwt.PyJWTError:
-        raise InvalidToken("the token is invalid") from None
+        raise InvalidToken("The token is invalid.") from None
     return claims

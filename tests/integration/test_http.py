@@ -117,3 +117,31 @@ async def test_the_openapi_document_is_served_at_schema(client: Client) -> None:
     assert document["openapi"].startswith("3.")
     assert {"/healthz", "/readyz"} <= set(document["paths"])
     assert (await client.get("/schema/openapi.json")).json() == document
+
+
+async def test_the_jwks_is_served_with_a_cache_lifetime_and_no_private_members(
+    client: Client, migrated_store: Settings
+) -> None:
+    response = await client.get("/.well-known/jwks.json")
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == f"public, max-age={migrated_store.jwks_max_age}"
+    keys = response.json()["keys"]
+    assert len(keys) == 2  # a new keystore: the current key and the next one
+    for jwk in keys:
+        assert {"kid", "alg", "use"} <= set(jwk)
+        assert jwk["use"] == "sig"
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(jwk)
+    on_disk = (Path(migrated_store.keys_dir) / "jwks.json").read_bytes()
+    assert response.content == on_disk
+
+
+async def test_discovery_names_the_issuer_the_jwks_and_the_algorithms(
+    client: Client, migrated_store: Settings
+) -> None:
+    document = (await client.get("/.well-known/openid-configuration")).json()
+
+    assert document["issuer"] == migrated_store.issuer
+    assert document["jwks_uri"] == migrated_store.issuer + "/.well-known/jwks.json"
+    assert document["id_token_signing_alg_values_supported"] == ["ES256"]
+    assert document["userinfo_endpoint"] == migrated_store.issuer + "/auth/me"
