@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     postgrest_notify_url: str | None = Field(default=None, repr=False)
     audience: str | None = None
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
+    anon_role: str = "anon"
+    authenticator_role: str = "authenticator"
+    postgrest_schemas: Annotated[list[str], NoDecode] = ["public"]
     upstream_url: str = "http://127.0.0.1:3000"
     proxy_prefix: str = "/rest"
     host: str = "127.0.0.1"
@@ -69,9 +72,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, repr=False)
     log_level: str = "info"
 
-    _split_allowed_roles = field_validator("allowed_roles", "trusted_proxies", mode="before")(
-        _split_list
-    )
+    _split_allowed_roles = field_validator(
+        "allowed_roles", "trusted_proxies", "postgrest_schemas", mode="before"
+    )(_split_list)
 
     @field_validator("database_url")
     @classmethod
@@ -83,18 +86,18 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("database_schema", "authenticated_role")
+    @field_validator("database_schema", "authenticated_role", "anon_role", "authenticator_role")
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not _SQL_IDENTIFIER.match(value):
             raise ValueError("must be a lower-case SQL identifier such as 'authenticated'")
         return value
 
-    @field_validator("allowed_roles")
+    @field_validator("allowed_roles", "postgrest_schemas")
     @classmethod
     def _identifiers(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("must name at least one database role")
+            raise ValueError("must name at least one")
         for role in value:
             if not _SQL_IDENTIFIER.match(role):
                 raise ValueError(f"{role!r} is not a lower-case SQL identifier")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from gateway.cli import db, keys, members, orgs, serve, users  # noqa: F401  (registers the commands)
+from gateway.cli import (  # noqa: F401  (importing a module registers its commands)
+    db,
+    keys,
+    members,
+    orgs,
+    postgrest,
+    serve,
+    users,
+)
 from gateway.cli._base import cli
 
 

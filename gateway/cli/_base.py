@@ -70,6 +70,15 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+def read_line_from_stdin(what: str) -> str:
+    """One line of stdin without its line ending: `printf '%s\\n' "$PW" | gateway ...`."""
+    line = sys.stdin.readline()
+    value = line.removesuffix("\n").removesuffix("\r")
+    if not value:
+        fail(f"no {what} on standard input (pipe it in, one line)")
+    return value
+
+
 def emit(document: dict[str, Any], *, as_json: bool, text: str) -> None:
     """Print the result: one JSON document with ``--json``, else a sentence."""
     if as_json:

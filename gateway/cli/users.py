@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts.passwords import PasswordHashing
 from gateway.accounts.users import create_user, set_user_status
-from gateway.cli._base import cli, emit, fail, in_transaction, json_option, settings
+from gateway.cli._base import (
+    cli,
+    emit,
+    fail,
+    in_transaction,
+    json_option,
+    read_line_from_stdin,
+    settings,
+)
 from gateway.store.models import User
 
 
@@ -26,15 +32,6 @@ def user_document(user: User) -> dict[str, object]:
         "db_role": user.db_role,
         "created_at": user.created_at.isoformat(),
     }
-
-
-def read_password_from_stdin() -> str:
-    # One line, without its line ending: `printf '%s\n' "$PW" | gateway users create ...`.
-    line = sys.stdin.readline()
-    password = line.removesuffix("\n").removesuffix("\r")
-    if not password:
-        fail("no password on standard input (pipe it in, one line)")
-    return password
 
 
 @users.command("create")
@@ -63,7 +60,7 @@ def create(
     """Create the user EMAIL; the password is read from standard input."""
     if org_role is not None and organization_id is None:
         fail("--org-role needs --org")
-    password = read_password_from_stdin()
+    password = read_line_from_stdin("password")
     config = settings()
 
     async def work(db: AsyncSession) -> dict[str, object]:

@@ -1,0 +1,288 @@
+"""``gateway doctor``: do the store, the keys, the database roles and PostgREST agree?"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from gateway.errors import GatewayError
+from gateway.postgrest.bootstrap import HELPERS, BootstrapPlan
+from gateway.postgrest.database import connect, postgrest_database_url
+from gateway.settings import Settings
+from gateway.store.lifecycle import open_store
+from gateway.tokens.keystore import keys_directory
+from gateway.tokens.signing import KeyRing, load_keyring, sign_access_token
+
+MAX_CLOCK_SKEW = 30.0  # seconds; PostgREST and the gateway both allow 30 s on exp and iat
+PROBE_TIMEOUT = 5.0
+_CLOCK_FIX = "Synchronise both clocks with NTP: beyond 30 s tokens look expired or not yet valid."
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+async def run_doctor(
+    settings: Settings, *, database_url: str | None = None, upstream_url: str | None = None
+) -> list[Check]:
+    """Every check, in order; a check whose prerequisite failed says so instead of running."""
+    checks = [await _check_store(settings)]
+    ring, keystore_checks = _check_keystore(settings)
+    checks += keystore_checks
+    checks += await _check_database(settings, database_url)
+    checks += await _check_postgrest(settings, ring, upstream_url or settings.upstream_url)
+    return checks
+
+
+async def _check_store(settings: Settings) -> Check:
+    try:
+        engine = await open_store(settings, migrate_embedded=False)
+    except GatewayError as exc:
+        return Check("store", False, exc.message, "Start the database, then `gateway db upgrade`.")
+    await engine.dispose()
+    return Check("store", True, "reachable and migrated")
+
+
+def _check_keystore(settings: Settings) -> tuple[KeyRing | None, list[Check]]:
+    try:
+        ring = load_keyring(settings)
+    except GatewayError as exc:
+        return None, [Check("keystore", False, exc.message, "Run `gateway keys init`.")]
+    checks = [Check("keystore", True, f"signing with {ring.current_alg} key {ring.current_kid}")]
+    jwks_file = keys_directory(settings) / "jwks.json"
+    try:
+        on_disk = json.loads(Path(jwks_file).read_bytes())
+    except (OSError, ValueError):
+        on_disk = None
+    if on_disk != ring.jwks:
+        checks.append(
+            Check(
+                "jwks file",
+                False,
+                f"{jwks_file} does not hold the keystore's public keys (stale or missing), so "
+                "PostgREST would refuse tokens of keys it does not list",
+                "Run `gateway keys export-jwks`, then `gateway postgrest reload config`.",
+            )
+        )
+    else:
+        checks.append(Check("jwks file", True, f"{jwks_file} matches the keystore"))
+    return ring, checks
+
+
+async def _check_database(settings: Settings, database_url: str | None) -> list[Check]:
+    plan = BootstrapPlan.from_settings(settings)
+    try:
+        url = postgrest_database_url(settings, database_url)
+        async with connect(url) as db:
+            return await _database_checks(db, plan)
+    except GatewayError as exc:
+        return [
+            Check(
+                "database",
+                False,
+                exc.message,
+                "Pass --database-url (PostgREST's database) or set "
+                "GATEWAY_POSTGREST_NOTIFY_URL, and check that it is up.",
+            )
+        ]
+
+
+async def _database_checks(db: asyncpg.Connection, plan: BootstrapPlan) -> list[Check]:
+    checks = [Check("database", True, "reachable")]
+    bootstrap = "Run `gateway postgrest bootstrap`."
+    existing = {
+        row["rolname"]: row
+        for row in await db.fetch(
+            "SELECT rolname, rolcanlogin, rolinherit FROM pg_roles WHERE rolname = ANY($1)",
+            [plan.authenticator_role, *plan.switchable_roles],
+        )
+    }
+    authenticator = existing.get(plan.authenticator_role)
+    if authenticator is None:
+        checks.append(
+            Check(
+                "authenticator role",
+                False,
+                f"role {plan.authenticator_role!r} does not exist",
+                bootstrap,
+            )
+        )
+    elif not authenticator["rolcanlogin"] or authenticator["rolinherit"]:
+        checks.append(
+            Check(
+                "authenticator role",
+                False,
+                f"role {plan.authenticator_role!r} must be LOGIN NOINHERIT, so that it holds no "
+                "privilege of its own beyond switching roles",
+                f'ALTER ROLE "{plan.authenticator_role}" LOGIN NOINHERIT;',
+            )
+        )
+    else:
+        checks.append(
+            Check("authenticator role", True, f"{plan.authenticator_role!r} is LOGIN NOINHERIT")
+        )
+    for role in plan.switchable_roles:
+        kind = "anonymous role" if role == plan.anon_role else "role"
+        if role not in existing:
+            checks.append(
+                Check(
+                    f"{kind} {role}",
+                    False,
+                    f"role {role!r} does not exist: PostgREST cannot switch to it and answers "
+                    "such requests with an error",
+                    bootstrap,
+                )
+            )
+            continue
+        granted = authenticator is not None and await db.fetchval(
+            "SELECT pg_has_role($1, $2, 'MEMBER')", plan.authenticator_role, role
+        )
+        if not granted:
+            checks.append(
+                Check(
+                    f"{kind} {role}",
+                    False,
+                    f"role {role!r} is not granted to {plan.authenticator_role!r}: PostgREST gets "
+                    "'permission denied to set role'",
+                    f'GRANT "{role}" TO "{plan.authenticator_role}";',
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    f"{kind} {role}", True, f"exists and is granted to {plan.authenticator_role!r}"
+                )
+            )
+    missing = [
+        helper
+        for helper in HELPERS
+        if await db.fetchval("SELECT to_regprocedure($1)", helper) is None
+    ]
+    if missing:
+        checks.append(Check("auth helpers", False, f"missing: {', '.join(missing)}", bootstrap))
+    else:
+        checks.append(Check("auth helpers", True, "all five exist"))
+    database_epoch = float(await db.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
+    skew = abs(database_epoch - time.time())
+    checks.append(
+        Check(
+            "clock skew",
+            skew <= MAX_CLOCK_SKEW,
+            f"the database's clock is {skew:.1f} s from the gateway's",
+            None if skew <= MAX_CLOCK_SKEW else _CLOCK_FIX,
+        )
+    )
+    return checks
+
+
+async def _check_postgrest(settings: Settings, ring: KeyRing | None, upstream: str) -> list[Check]:
+    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.get(upstream + "/") as answer:
+                await answer.read()
+            reachable = Check("postgrest", True, f"{upstream} answers")
+            if ring is None:
+                return [
+                    reachable,
+                    Check(
+                        "probe token",
+                        False,
+                        "no keystore to sign a probe with",
+                        "Run `gateway keys init`.",
+                    ),
+                ]
+            token = sign_access_token(ring, _probe_claims(settings))
+            async with http.get(
+                upstream + "/", headers={"Authorization": f"Bearer {token}"}
+            ) as answer:
+                status, body = answer.status, await answer.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return [
+            Check(
+                "postgrest",
+                False,
+                f"{upstream} does not answer ({exc or type(exc).__name__})",
+                "Start PostgREST, or set GATEWAY_UPSTREAM_URL to where it listens.",
+            )
+        ]
+    if status < 400:
+        return [
+            reachable,
+            Check(
+                "probe token", True, f"PostgREST accepted a token signed by key {ring.current_kid}"
+            ),
+        ]
+    return [reachable, Check("probe token", False, *_diagnose(status, body, ring, settings))]
+
+
+def _probe_claims(settings: Settings) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": settings.issuer,
+        "sub": "0",
+        "iat": now,
+        "exp": now + 60,
+        "sid": "doctor-probe",
+        "role": settings.authenticated_role,
+        "token_type": "access_token",
+        "user": None,
+        "organization": None,
+    }
+    if settings.audience:
+        claims["aud"] = settings.audience
+    return claims
+
+
+def _diagnose(status: int, body: str, ring: KeyRing, settings: Settings) -> tuple[str, str]:
+    """Why PostgREST refused the probe, from its error body, and what to do about it."""
+    try:
+        error = json.loads(body)
+        message = f"{error.get('code')}: {error.get('message')}"
+    except (ValueError, AttributeError):
+        message = body[:200]
+    lowered = message.lower()
+    if "signature" in lowered or "jwk" in lowered or "pgrst301" in lowered:
+        return (
+            f"PostgREST refused a token signed by the current key {ring.current_kid} "
+            f"({status} {message}): its JWKS does not hold this key",
+            "Point PostgREST's jwt-secret at @<keys dir>/jwks.json, run `gateway keys "
+            "export-jwks` and `gateway postgrest reload config`.",
+        )
+    if "aud" in lowered:
+        return (
+            f"PostgREST refused the token's audience ({status} {message})",
+            "Make PostgREST's jwt-aud equal GATEWAY_AUDIENCE (or unset both).",
+        )
+    if "does not exist" in lowered and "role" in lowered:
+        return (
+            f"PostgREST cannot switch to {settings.authenticated_role!r} ({message})",
+            "Run `gateway postgrest bootstrap` on PostgREST's database.",
+        )
+    if "permission denied to set role" in lowered:
+        return (
+            f"PostgREST may not switch to {settings.authenticated_role!r} ({message})",
+            f'GRANT "{settings.authenticated_role}" TO the role in PostgREST\'s db-uri.',
+        )
+    return (
+        f"PostgREST answered the probe with {status} {message}",
+        "Check PostgREST's log; its jwt-role-claim-key must be .role (the default).",
+    )
+
+
+def as_json(checks: list[Check]) -> dict[str, object]:
+    return {"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}
+
+
+def run(settings: Settings, **kwargs: str | None) -> list[Check]:
+    return asyncio.run(run_doctor(settings, **kwargs))

@@ -1,0 +1,119 @@
+"""``gateway explain TOKEN``: what PostgREST will do with a token, in plain words and as SQL."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.settings import Settings
+from gateway.tokens.signing import KeyRing, verify_access_token
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    role: str
+    anonymous: bool
+    claims: dict[str, Any]
+    helpers: dict[str, Any]
+    statements: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "anonymous": self.anonymous,
+            "claims": self.claims,
+            "helpers": self.helpers,
+            "sql": self.statements,
+        }
+
+    def as_text(self) -> str:
+        lines = [
+            f"PostgREST will switch to the database role {self.role!r} "
+            '(SET ROLE, from the token\'s top-level "role" claim).',
+            "Its GRANTs decide which tables the request may touch; row-level security policies "
+            "then decide which rows, reading the claims below.",
+            "",
+            "Before your query, in the same transaction, PostgREST runs:",
+            "",
+            *("  " + line for statement in self.statements for line in statement.splitlines()),
+            "",
+            "So your policies see:",
+        ]
+        width = max(len(name) for name in self.helpers)
+        for name, value in self.helpers.items():
+            lines.append(f"  {name.ljust(width)} = {_sql_literal(value)}")
+        return "\n".join(lines)
+
+
+def _sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return "'" + text.replace("'", "''") + "'"
+
+
+def helper_values(claims: dict[str, Any] | None) -> dict[str, Any]:
+    """What the bootstrap's ``auth.*`` helpers return for these claims (NULL when anonymous)."""
+    signed_in = claims if claims is not None and "sub" in claims else None
+    user = (signed_in or {}).get("user") or {}
+    organization = (signed_in or {}).get("organization") or {}
+    return {
+        "auth.claims()": signed_in,
+        "auth.user_id()": user.get("user_id"),
+        "auth.organization_id()": organization.get("organization_id"),
+        "auth.org_role()": user.get("role"),
+        "auth.email()": user.get("email"),
+    }
+
+
+def per_request_sql(
+    settings: Settings, *, role: str, claims: dict[str, Any], method: str, path: str
+) -> str:
+    """The ``set_config`` statement PostgREST runs before every query (see docs/how-it-works.md)."""
+    search_path = ", ".join(
+        f'"{schema}"' for schema in dict.fromkeys([settings.postgrest_schemas[0], "public"])
+    )
+    headers = {"accept": "application/json", "authorization": "Bearer <the token>"}
+    settings_pairs = [
+        ("search_path", search_path),
+        ("role", role),
+        ("request.jwt.claims", json.dumps(claims, separators=(",", ":"))),
+        ("request.method", method.upper()),
+        ("request.path", path),
+        ("request.headers", json.dumps(headers, separators=(",", ":"))),
+        ("request.cookies", "{}"),
+    ]
+    calls = ",\n".join(
+        f"  set_config({_sql_literal(name)}, {_sql_literal(value)}, true)"
+        for name, value in settings_pairs
+    )
+    return f"select\n{calls};"
+
+
+def explain_token(
+    settings: Settings, ring: KeyRing, token: str, *, method: str = "GET", path: str = "/"
+) -> Explanation:
+    """Verify ``token`` exactly as the gateway does, then describe PostgREST's side of it."""
+    claims = verify_access_token(ring, token, issuer=settings.issuer, audience=settings.audience)
+    role = claims.get("role") if isinstance(claims.get("role"), str) else settings.anon_role
+    statements = [
+        # As in PostgREST's own log: reads run read-only, writes read-committed.
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+        if method.upper() in ("GET", "HEAD")
+        else "BEGIN ISOLATION LEVEL READ COMMITTED;",
+        per_request_sql(settings, role=str(role), claims=claims, method=method, path=path),
+        "-- … the query PostgREST builds for the request, then:",
+        "COMMIT;",
+    ]
+    return Explanation(
+        role=str(role),
+        anonymous="sub" not in claims,
+        claims=claims,
+        helpers=helper_values(claims),
+        statements=statements,
+    )
