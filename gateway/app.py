@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any, cast
 
-from litestar import Litestar
+from litestar import Litestar, Router, asgi
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.stores.base import Store
@@ -18,6 +18,8 @@ from litestar.stores.redis import RedisStore
 from gateway import health
 from gateway.http_errors import exception_handlers
 from gateway.json_body import JSONRequest
+from gateway.proxy.cors import cors_middleware
+from gateway.proxy.mount import PostgrestMount
 from gateway.request_log import RequestLog
 from gateway.runtime import Runtime
 from gateway.sessions.routes import AuthController, auth_rate_limit
@@ -38,17 +40,33 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await runtime.stop()
 
-    return Litestar(
+    def current_runtime() -> Runtime:
+        runtime: Runtime = app.state.runtime
+        return runtime
+
+    mount = PostgrestMount(settings, current_runtime)
+    # A raw ASGI mount: Litestar only routes to it; no request or response object is built.
+    postgrest = asgi(
+        path=settings.proxy_prefix, is_mount=True, copy_scope=False, include_in_schema=False
+    )(mount)
+    # The per-address limit guards the sign-in endpoints only, not PostgREST traffic.
+    auth = Router(
+        path="/",
+        route_handlers=[AuthController],
+        middleware=[auth_rate_limit(settings).middleware],
+    )
+    app = Litestar(
         route_handlers=[
             health.healthz,
             health.readyz,
             key_routes.jwks,
             key_routes.openid_configuration,
-            AuthController,
+            auth,
+            postgrest,
         ],
         lifespan=[lifespan],
         # RequestLog is plain ASGI (typed with plain mappings), which Litestar accepts as is.
-        middleware=[cast(Any, RequestLog), auth_rate_limit(settings).middleware],
+        middleware=[cast(Any, RequestLog), cast(Any, cors_middleware(settings))],
         stores={"auth_rate_limit": rate_limit_store(settings)},
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY_BYTES,
@@ -65,6 +83,7 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    return app
 
 
 def rate_limit_store(settings: Settings) -> Store:

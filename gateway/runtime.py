@@ -6,11 +6,15 @@ import asyncio
 import secrets
 from dataclasses import dataclass, field
 
+import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.accounts.passwords import PasswordHashing
 from gateway.errors import StoreUnavailable
+from gateway.proxy.revocation import Revocations
+from gateway.proxy.token_cache import VerifiedTokens
+from gateway.proxy.upstream import make_client_session
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.store.models import ServerSecret
@@ -28,6 +32,9 @@ class Runtime:
     passwords: PasswordHashing
     keys: KeyRingHolder
     dummy_hash: str
+    http: aiohttp.ClientSession
+    tokens: VerifiedTokens
+    revocations: Revocations
     _refresh_key: bytes | None = field(default=None)
 
     @classmethod
@@ -42,13 +49,21 @@ class Runtime:
         # Unknown emails are verified against this, so that they cost what a real account costs;
         # made with today's parameters, it can never match a password anyone knows.
         dummy_hash = await passwords.hash(secrets.token_urlsafe(32))
+        sessions = make_sessionmaker(engine)
+        revocations = Revocations(settings, sessions)
+        await revocations.start()
         return cls(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine),
+            sessions=sessions,
             passwords=passwords,
             keys=keys,
             dummy_hash=dummy_hash,
+            http=make_client_session(settings),
+            tokens=VerifiedTokens(
+                size=settings.token_cache_size, issuer=settings.issuer, audience=settings.audience
+            ),
+            revocations=revocations,
         )
 
     async def refresh_key(self) -> bytes:
@@ -66,6 +81,8 @@ class Runtime:
         return self._refresh_key
 
     async def stop(self) -> None:
+        await self.revocations.stop()
+        await self.http.close()
         await self.keys.stop()
         self.passwords.close()
         await self.engine.dispose()

@@ -70,10 +70,15 @@ class Settings(BaseSettings):
     login_lockout_max: int = Field(default=3600, ge=1)
     auth_rate_limit: int = Field(default=60, ge=1)
     redis_url: str | None = Field(default=None, repr=False)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    upstream_connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    upstream_read_timeout: float = Field(default=60.0, gt=0, le=3600)
+    upstream_pool_size: int = Field(default=100, ge=1, le=10000)
+    token_cache_size: int = Field(default=10000, ge=0, le=1_000_000)
     log_level: str = "info"
 
     _split_allowed_roles = field_validator(
-        "allowed_roles", "trusted_proxies", "postgrest_schemas", mode="before"
+        "allowed_roles", "trusted_proxies", "postgrest_schemas", "cors_origins", mode="before"
     )(_split_list)
 
     @field_validator("database_url")
@@ -111,6 +116,17 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin such as https://app.example.com "
+                    "(no path, no wildcard: credentials are never sent to '*')"
+                )
         return value
 
     @field_validator("proxy_prefix")

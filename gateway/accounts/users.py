@@ -16,6 +16,7 @@ from gateway.accounts.memberships import add_membership, check_org_role
 from gateway.accounts.organizations import get_organization
 from gateway.accounts.passwords import PasswordHashing, check_password_policy
 from gateway.audit import record_event
+from gateway.proxy.revocation import announce_revocation
 from gateway.settings import Settings
 from gateway.store.ids import fresh_id
 from gateway.store.models import USER_STATUSES, User, utcnow
@@ -101,5 +102,7 @@ async def set_user_status(*, db: AsyncSession, email: str, status: str) -> User:
             f"user_{'suspended' if status == 'suspended' else 'activated'}",
             user_id=user.id,
         )
-    await db.flush()
+        await db.flush()
+        # Running gateways refuse (or accept again) the user's tokens at once.
+        await announce_revocation(db)
     return user

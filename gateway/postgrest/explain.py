@@ -75,9 +75,9 @@ def per_request_sql(
     settings: Settings, *, role: str, claims: dict[str, Any], method: str, path: str
 ) -> str:
     """The ``set_config`` statement PostgREST runs before every query (see docs/how-it-works.md)."""
-    search_path = ", ".join(
-        f'"{schema}"' for schema in dict.fromkeys([settings.postgrest_schemas[0], "public"])
-    )
+    # The request's schema, then db-extra-search-path (default "public"), as PostgREST 12 sends
+    # it: '"public", "public"' for the default setup.
+    search_path = f'"{settings.postgrest_schemas[0]}", "public"'
     headers = {"accept": "application/json", "authorization": "Bearer <the token>"}
     settings_pairs = [
         ("search_path", search_path),
@@ -102,10 +102,10 @@ def explain_token(
     claims = verify_access_token(ring, token, issuer=settings.issuer, audience=settings.audience)
     role = claims.get("role") if isinstance(claims.get("role"), str) else settings.anon_role
     statements = [
-        # As in PostgREST's own log: reads run read-only, writes read-committed.
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-        if method.upper() in ("GET", "HEAD")
-        else "BEGIN ISOLATION LEVEL READ COMMITTED;",
+        # As PostgREST 12 runs it: READ COMMITTED unless the role or function sets another
+        # default_transaction_isolation; GET and HEAD read-only.
+        "BEGIN ISOLATION LEVEL READ COMMITTED "
+        + ("READ ONLY;" if method.upper() in ("GET", "HEAD") else "READ WRITE;"),
         per_request_sql(settings, role=str(role), claims=claims, method=method, path=path),
         "-- … the query PostgREST builds for the request, then:",
         "COMMIT;",

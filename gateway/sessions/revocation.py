@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit import record_event
+from gateway.proxy.revocation import announce_revocation
 from gateway.store.models import Session
 
 
@@ -17,6 +18,7 @@ async def revoke_session(db: AsyncSession, session: Session, *, reason: str, now
         session.revoked_at = now
         session.revoke_reason = reason
         await db.flush()
+        await announce_revocation(db)
 
 
 async def revoke_user_sessions(

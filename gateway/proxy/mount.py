@@ -1,0 +1,249 @@
+"""The PostgREST mount: plain ASGI from request to upstream and back, read top to bottom."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+import aiohttp
+from yarl import URL
+
+from gateway.client_address import _is_trusted, client_address, parse_networks
+from gateway.errors import GatewayError
+from gateway.proxy.headers import (
+    Header,
+    cookie_value,
+    downstream_response_headers,
+    strip_cookies,
+    upstream_request_headers,
+)
+from gateway.request_log import request_id_of
+from gateway.runtime import Runtime
+from gateway.sessions.cookies import CSRF_HEADER, cookie_names
+from gateway.sessions.errors import CsrfFailed, SessionRevoked, UserSuspended
+from gateway.settings import Settings
+from gateway.tokens.errors import InvalidToken
+
+logger = logging.getLogger("gateway.proxy")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODYLESS_STATUSES = frozenset({204, 304})
+CHUNK = 64 * 1024
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+def json_error(status: int, code: str, message: str) -> tuple[int, list[Header], bytes]:
+    body = json.dumps({"code": code, "message": message}).encode()
+    headers: list[Header] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    return status, headers, body
+
+
+class PostgrestMount:
+    """Forwards ``{GATEWAY_PROXY_PREFIX}/{path}`` to PostgREST.
+
+    Per request: answer CORS preflights; find the credentials (bearer header, or the access
+    cookie with a CSRF check on unsafe methods); verify the token (cached) and check the
+    session and user against the revocation set; rewrite the headers; stream the body up and
+    the answer down. Everything that can be computed once is computed in ``__init__``.
+    """
+
+    __slots__ = (
+        "_access_cookie",
+        "_cors",
+        "_csrf_cookie",
+        "_gateway_cookies",
+        "_networks",
+        "_prefix",
+        "_runtime",
+        "_upstream",
+        "_upstream_host",
+        "_upstream_origin",
+    )
+
+    def __init__(self, settings: Settings, runtime: Callable[[], Runtime]) -> None:
+        self._runtime = runtime
+        self._prefix = settings.proxy_prefix.encode()
+        self._upstream = settings.upstream_url
+        parts = urlsplit(settings.upstream_url)
+        self._upstream_host = parts.netloc.encode()
+        self._upstream_origin = f"{parts.scheme}://{parts.netloc}".encode()
+        self._networks = parse_networks(tuple(settings.trusted_proxies))
+        names = cookie_names(settings)
+        self._access_cookie = names.access.encode()
+        self._csrf_cookie = names.csrf.encode()
+        self._gateway_cookies = frozenset(name.encode() for name in names.all)
+
+    def handles(self, path: str) -> bool:
+        prefix = self._prefix.decode()
+        return path == prefix or path.startswith(prefix + "/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        headers: list[Header] = scope["headers"]
+        # 1. Where the request goes. (CORS, preflights included, is cors_middleware's job.)
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        upstream_path = raw_path[len(self._prefix) :] or b"/"
+        if _escapes_mount(upstream_path):
+            await _reply_error(
+                send,
+                400,
+                "invalid_path",
+                "The path may not contain '.' or '..' segments.",
+            )
+            return
+
+        # 2. Who is asking: verified before a byte of the body is read.
+        runtime = self._runtime()
+        cookies = [value for name, value in headers if name == b"cookie"]
+        try:
+            authorization = self._authorize(runtime, method, headers, cookies)
+        except GatewayError as exc:
+            await _reply_error(send, exc.status, exc.code, exc.message)
+            return
+
+        # 3. The request as PostgREST gets it.
+        peer = scope["client"][0] if scope.get("client") else None
+        trusted = peer is not None and bool(self._networks) and _is_trusted(peer, self._networks)
+        forwarded = [v.decode("latin-1") for n, v in headers if n == b"x-forwarded-for"]
+        client_ip = client_address(peer, forwarded, self._networks) if trusted else peer
+        content_length = _first(headers, b"content-length")
+        has_body = content_length not in (None, b"0") or _first(headers, b"transfer-encoding")
+        out_headers = upstream_request_headers(
+            headers,
+            upstream_host=self._upstream_host,
+            client_ip=(client_ip or "unknown").encode(),
+            proto=scope.get("scheme", "http").encode(),
+            trusted_peer=trusted,
+            authorization=authorization,
+            cookie=strip_cookies(b"; ".join(cookies), self._gateway_cookies) if cookies else b"",
+            request_id=request_id_of(scope),
+            content_length=content_length,
+        )
+        query: bytes = scope.get("query_string", b"")
+        url = self._upstream + (upstream_path + (b"?" + query if query else b"")).decode("latin-1")
+
+        # 4. Up and back down, streaming both ways.
+        try:
+            async with runtime.http.request(
+                method,
+                URL(url, encoded=True),
+                headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in out_headers],
+                data=_body(receive) if has_body else None,
+                allow_redirects=False,
+            ) as answer:
+                response_headers = downstream_response_headers(
+                    answer.raw_headers, prefix=self._prefix, upstream_origin=self._upstream_origin
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": answer.status,
+                        "headers": response_headers,
+                    }
+                )
+                if method != "HEAD" and answer.status not in BODYLESS_STATUSES:
+                    async for chunk in answer.content.iter_chunked(CHUNK):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except ClientDisconnected:
+            return
+        except TimeoutError:
+            await _reply_error(
+                send,
+                504,
+                "upstream_timeout",
+                "PostgREST did not answer in time.",
+            )
+        except aiohttp.ClientError as exc:
+            logger.warning("upstream failed: %s", type(exc).__name__)
+            await _reply_error(
+                send,
+                502,
+                "upstream_unavailable",
+                "PostgREST cannot be reached.",
+            )
+
+    def _authorize(
+        self, runtime: Runtime, method: str, headers: list[Header], cookies: list[bytes]
+    ) -> bytes | None:
+        """The Authorization header to send upstream, or None for an anonymous request."""
+        header = _first(headers, b"authorization")
+        via_cookie = False
+        if header is not None:
+            scheme, _, token_bytes = header.partition(b" ")
+            if scheme.lower() != b"bearer" or not token_bytes.strip():
+                raise InvalidToken("Send the access token as: Authorization: Bearer <token>.")
+            token = token_bytes.strip().decode("latin-1")
+        else:
+            cookie = cookie_value(cookies, self._access_cookie)
+            if not cookie:
+                return None
+            token, via_cookie = cookie.decode("latin-1"), True
+        claims = runtime.tokens.verify(runtime.keys.ring, token)
+        if claims.get("sid") in runtime.revocations.revoked_sessions:
+            raise SessionRevoked("This session has ended; sign in again.")
+        if claims.get("sub") in runtime.revocations.suspended_users:
+            raise UserSuspended("This account is suspended.")
+        if via_cookie and method in UNSAFE_METHODS:
+            expected = cookie_value(cookies, self._csrf_cookie) or b""
+            sent = _first(headers, CSRF_HEADER.encode()) or b""
+            if not expected or not hmac.compare_digest(expected, sent):
+                raise CsrfFailed(
+                    "The X-CSRF-Token header is missing or does not match the CSRF cookie."
+                )
+        return b"Bearer " + token.encode("latin-1")
+
+
+def _first(headers: list[Header], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _escapes_mount(path: bytes) -> bool:
+    segments = unquote_to_bytes(path).replace(b"\\", b"/").split(b"/")
+    return any(segment in (b".", b"..") for segment in segments)
+
+
+async def _body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+async def _reply(send: Send, status: int, headers: list[Header], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _reply_error(send: Send, status: int, code: str, message: str) -> None:
+    await _reply(send, *json_error(status, code, message))
+
+
+__all__ = ["PostgrestMount"]

@@ -1,0 +1,53 @@
+"""A bounded cache of verified access tokens, so a repeated token costs a dictionary look-up."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gateway.tokens.signing import LEEWAY_SECONDS, KeyRing, verify_access_token
+
+
+class VerifiedTokens:
+    """Token → claims, for tokens this process has verified.
+
+    An entry is used only while (a) the token has not expired, with the same leeway as the
+    verification itself, and (b) the key that signed it is still in the ring: a pruned key's
+    tokens are refused at once although they are cached. The ``kid`` is the key's RFC 7638
+    thumbprint, so the same kid in a newer ring is the same key. When full, the oldest entry
+    goes first.
+    """
+
+    __slots__ = ("_audience", "_entries", "_issuer", "_size")
+
+    def __init__(self, *, size: int, issuer: str, audience: str | None) -> None:
+        self._entries: dict[str, tuple[float, str, dict[str, Any]]] = {}
+        self._size = size
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, ring: KeyRing, token: str) -> dict[str, Any]:
+        """Claims of a valid token; raises ``InvalidToken`` otherwise (never caches a failure)."""
+        entry = self._entries.get(token)
+        if entry is not None:
+            expires, kid, claims = entry
+            if time.time() < expires and kid in ring.kids:
+                return claims
+            del self._entries[token]
+        claims = verify_access_token(ring, token, issuer=self._issuer, audience=self._audience)
+        if self._size:
+            if len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            kid = token_kid(token)
+            self._entries[token] = (float(claims["exp"]) + LEEWAY_SECONDS, kid, claims)
+        return claims
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def token_kid(token: str) -> str:
+    import jwt
+
+    kid = jwt.get_unverified_header(token).get("kid")
+    return str(kid)
