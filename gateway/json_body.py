@@ -38,7 +38,12 @@ def require_json_content_type(
     """
     content_type = connection.headers.get("content-type")
     if content_type is None:
-        return
+        # No body, no type: fine (cookie-mode refresh and logout). A body without a type is
+        # what fetch() sends for an untyped Blob, without a preflight: refused like a form.
+        length = connection.headers.get("content-length", "0")
+        if length.strip() in ("", "0") and "transfer-encoding" not in connection.headers:
+            return
+        raise HTTPException(status_code=415, detail="Send the request body as application/json.")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise HTTPException(status_code=415, detail="Send the request body as application/json.")

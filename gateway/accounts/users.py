@@ -17,6 +17,7 @@ from gateway.accounts.organizations import get_organization
 from gateway.accounts.passwords import PasswordHashing, check_password_policy
 from gateway.audit import record_event
 from gateway.proxy.revocation import announce_revocation
+from gateway.sessions.revocation import revoke_user_sessions
 from gateway.settings import Settings
 from gateway.store.ids import fresh_id
 from gateway.store.models import USER_STATUSES, User, utcnow
@@ -103,6 +104,10 @@ async def set_user_status(*, db: AsyncSession, email: str, status: str) -> User:
             user_id=user.id,
         )
         await db.flush()
+        if status == "suspended":
+            # Suspension ends every session: reactivating the account later must not bring a
+            # stolen refresh token back to life.
+            await revoke_user_sessions(db, user.id, reason="user_suspended", now=utcnow())
         # Running gateways refuse (or accept again) the user's tokens at once.
         await announce_revocation(db)
     return user

@@ -198,10 +198,11 @@ class PostgrestMount:
                 return None
             token, via_cookie = cookie.decode("latin-1"), True
         claims = runtime.tokens.verify(runtime.keys.ring, token)
-        if claims.get("sid") in runtime.revocations.revoked_sessions:
-            raise SessionRevoked("This session has ended; sign in again.")
+        # Suspension first: it also revokes the user's sessions, and the answer should say why.
         if claims.get("sub") in runtime.revocations.suspended_users:
             raise UserSuspended("This account is suspended.")
+        if claims.get("sid") in runtime.revocations.revoked_sessions:
+            raise SessionRevoked("This session has ended; sign in again.")
         if via_cookie and method in UNSAFE_METHODS:
             expected = cookie_value(cookies, self._csrf_cookie) or b""
             sent = _first(headers, CSRF_HEADER.encode()) or b""

@@ -30,7 +30,9 @@ class Caller:
     user: User
 
 
-async def authenticate(db: AsyncSession, runtime: Runtime, token: str) -> Caller:
+async def authenticate(
+    db: AsyncSession, runtime: Runtime, token: str, *, lock: bool = False
+) -> Caller:
     """Verify an access token and check, in the store, that its session and user are still good.
 
     The signature alone would keep a token working until it expires; reading the session makes
@@ -41,18 +43,23 @@ async def authenticate(db: AsyncSession, runtime: Runtime, token: str) -> Caller
         runtime.keys.ring, token, issuer=settings.issuer, audience=settings.audience
     )
     session_id = claims.get("sid")
-    session = await db.get(Session, session_id) if isinstance(session_id, str) else None
+    session = (
+        await db.get(Session, session_id, with_for_update=lock)
+        if isinstance(session_id, str)
+        else None
+    )
     if session is None or str(session.user_id) != claims.get("sub"):
         raise SessionRevoked("This session has ended; sign in again.")
+    user = await db.get(User, session.user_id)
+    if user is None:
+        raise SessionRevoked("This session has ended; sign in again.")
+    # Suspension first: it also revokes the user's sessions, and the answer should say why.
+    if user.status != "active":
+        raise UserSuspended("This account is suspended.")
     if session.revoked_at is not None:
         raise SessionRevoked("This session has ended; sign in again.")
     if session.expires_at <= utcnow():
         raise SessionExpired("This session has expired; sign in again.")
-    user = await db.get(User, session.user_id)
-    if user is None:
-        raise SessionRevoked("This session has ended; sign in again.")
-    if user.status != "active":
-        raise UserSuspended("This account is suspended.")
     return Caller(claims=claims, session=session, user=user)
 
 
@@ -78,12 +85,14 @@ async def switch_organization(
     """A new session in another organization of the caller's; the old session is ended.
 
     Replacing the session (rather than re-scoping it) means tokens minted for the previous
-    organization stop working at once, so one session never speaks for two organizations.
+    organization stop working at once, so one session never speaks for two organizations. The
+    replacement keeps the old session's expiry, and the old session records it, so reuse of an
+    old refresh token ends the replacement too (see refresh.py).
     """
     now = utcnow()
     refusal: GatewayError | None = None
     async with runtime.sessions.begin() as db:
-        caller = await authenticate(db, runtime, token)
+        caller = await authenticate(db, runtime, token, lock=True)
         try:
             membership = choose_membership(
                 caller.user, await memberships_of(db, caller.user.id), organization_id
@@ -107,7 +116,11 @@ async def switch_organization(
                 client=client,
                 now=now,
                 event="organization_switched",
+                # The new session ends when the old one would have: switching is not a way to
+                # turn one access token into a fresh 30-day session.
+                expires_at=caller.session.expires_at,
             )
+            caller.session.replaced_by = session.id
             await revoke_session(db, caller.session, reason="switched_organization", now=now)
     if refusal is not None:
         raise refusal

@@ -43,6 +43,7 @@ async def start_session(
     client: ClientInfo,
     now: datetime,
     event: str,
+    expires_at: datetime | None = None,
 ) -> tuple[Session, str, Identity]:
     """Create a session with its first refresh token, in the caller's transaction.
 
@@ -55,7 +56,7 @@ async def start_session(
         user_id=user.id,
         organization_id=identity.organization_id,
         created_at=now,
-        expires_at=now + timedelta(seconds=runtime.settings.refresh_token_ttl),
+        expires_at=expires_at or now + timedelta(seconds=runtime.settings.refresh_token_ttl),
         user_agent=(client.user_agent or "")[:512] or None,
         ip=client.ip,
     )

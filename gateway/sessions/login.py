@@ -75,6 +75,9 @@ async def login(
 
     refusal: GatewayError | None = None
     async with runtime.sessions.begin() as db:
+        # Attempts verified concurrently may have locked the account meanwhile: a right
+        # password that arrives inside a burst of wrong ones must not get through.
+        await check_not_locked(db, key, now=utcnow())
         user = await db.get(User, user.id, with_for_update=True)
         assert user is not None
         await clear_failures(db, key)

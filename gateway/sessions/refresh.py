@@ -24,7 +24,7 @@ from gateway.sessions.refresh_tokens import (
     looks_like_refresh_token,
     successor_of,
 )
-from gateway.sessions.revocation import revoke_session
+from gateway.sessions.revocation import revoke_replacements, revoke_session
 from gateway.store.models import RefreshToken, Session, User, utcnow
 from gateway.tokens.claims import Identity
 
@@ -59,13 +59,34 @@ async def refresh(runtime: Runtime, *, refresh_token: str, client: ClientInfo) -
         assert session is not None
         user = await db.get(User, session.user_id)
         assert user is not None
-        if session.revoked_at is not None:
-            raise SessionRevoked("This session has ended; sign in again.")
-        if session.expires_at <= now:
+        if user.status != "active":
+            # Said before "session revoked": suspension revokes the sessions too.
+            await revoke_session(db, session, reason="user_suspended", now=now)
+            refusal = UserSuspended("This account is suspended.")
+        elif session.revoked_at is not None:
+            in_grace = row.used_at is not None and now - row.used_at <= timedelta(
+                seconds=settings.refresh_reuse_grace
+            )
+            if row.used_at is None or in_grace or session.replaced_by is None:
+                raise SessionRevoked("This session has ended; sign in again.")
+            # A used token of a session that switch-organization replaced: the replacement
+            # descends from this token, so it is as suspect as the token itself.
+            ended = await revoke_replacements(db, session, now=now)
+            record_event(
+                db,
+                "refresh_token_reused",
+                user_id=user.id,
+                ip=client.ip,
+                details={"session_id": session.id, "sessions_ended": ended},
+            )
+            refusal = RefreshTokenReused(
+                "This refresh token was already used; the session has been ended."
+            )
+        elif session.expires_at <= now:
             raise SessionExpired("This session has expired; sign in again.")
 
         first_use = row.used_at is None
-        if first_use:
+        if refusal is None and first_use:
             # Compare-and-set: on SQLite (no row locks) a concurrent refresh may have won.
             marked = await db.execute(
                 update(RefreshToken)
@@ -75,7 +96,7 @@ async def refresh(runtime: Runtime, *, refresh_token: str, client: ClientInfo) -
             first_use = marked.rowcount == 1  # type: ignore[attr-defined]
             if not first_use:
                 await db.refresh(row)
-        if not first_use:
+        if refusal is None and not first_use:
             assert row.used_at is not None
             in_grace = now - row.used_at <= timedelta(seconds=settings.refresh_reuse_grace)
             if not (in_grace and row.successor_hash == successor_hash):

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit import record_event
 from gateway.proxy.revocation import announce_revocation
-from gateway.store.models import Session
+from gateway.sessions.refresh_tokens import hash_refresh_token, looks_like_refresh_token
+from gateway.store.models import RefreshToken, Session
 
 
 async def revoke_session(db: AsyncSession, session: Session, *, reason: str, now: datetime) -> None:
@@ -19,6 +20,20 @@ async def revoke_session(db: AsyncSession, session: Session, *, reason: str, now
         session.revoke_reason = reason
         await db.flush()
         await announce_revocation(db)
+
+
+async def revoke_replacements(db: AsyncSession, session: Session, *, now: datetime) -> list[str]:
+    """Revoke every session that replaced ``session`` (switch-organization), transitively."""
+    ended: list[str] = []
+    replacement_id = session.replaced_by
+    while replacement_id is not None and len(ended) < 1000:
+        replacement = await db.get(Session, replacement_id, with_for_update=True)
+        if replacement is None:
+            break
+        await revoke_session(db, replacement, reason="refresh_token_reused", now=now)
+        ended.append(replacement.id)
+        replacement_id = replacement.replaced_by
+    return ended
 
 
 async def revoke_user_sessions(
@@ -35,6 +50,18 @@ async def revoke_user_sessions(
     for session in sessions:
         await revoke_session(db, session, reason=reason, now=now)
     return [session.id for session in sessions]
+
+
+async def session_of_refresh_token(db: AsyncSession, refresh_token: str) -> Session | None:
+    """The session a refresh token belongs to (used or not), for logout by refresh cookie."""
+    if not looks_like_refresh_token(refresh_token):
+        return None
+    session_id = await db.scalar(
+        select(RefreshToken.session_id).where(
+            RefreshToken.token_hash == hash_refresh_token(refresh_token)
+        )
+    )
+    return await db.get(Session, session_id, with_for_update=True) if session_id else None
 
 
 async def logout(

@@ -31,6 +31,7 @@ from gateway.sessions.issuing import ClientInfo, IssuedTokens
 from gateway.sessions.login import login as login_user
 from gateway.sessions.refresh import refresh as refresh_tokens
 from gateway.sessions.revocation import logout as logout_session
+from gateway.sessions.revocation import session_of_refresh_token
 from gateway.store.ids import ID_MAX
 from gateway.store.models import utcnow
 
@@ -308,15 +309,29 @@ class AuthController(Controller):
         data: JSONBody[LogoutRequest | None] = None,
     ) -> Response[None]:
         """`{"scope": "local"}` (default) or `{"scope": "global"}`; bearer token or cookies."""
-        token, via_cookie = access_credentials(request, runtime)
-        if via_cookie:
-            require_csrf(request, runtime)
         scope = data.scope if data is not None else "local"
         client = client_of(request, runtime)
+        cleared = cleared_cookies(runtime.settings)
+        try:
+            token, via_cookie = access_credentials(request, runtime)
+        except MissingCredentials:
+            # The access cookie expires long before the refresh cookie: a browser signing out
+            # after an hour must still be able to end its session.
+            refresh_cookie = request.cookies.get(cookie_names(runtime.settings).refresh)
+            if not refresh_cookie:
+                raise
+            require_csrf(request, runtime)
+            async with runtime.sessions.begin() as db:
+                session = await session_of_refresh_token(db, refresh_cookie)
+                if session is not None and session.revoked_at is None:
+                    await logout_session(db, session, scope=scope, ip=client.ip, now=utcnow())
+            return Response(None, status_code=204, cookies=cleared)
+        if via_cookie:
+            require_csrf(request, runtime)
         async with runtime.sessions.begin() as db:
             caller = await current.authenticate(db, runtime, token)
             await logout_session(db, caller.session, scope=scope, ip=client.ip, now=utcnow())
-        return Response(None, status_code=204, cookies=cleared_cookies(runtime.settings))
+        return Response(None, status_code=204, cookies=cleared)
 
     @post(
         "/switch-organization",

@@ -50,9 +50,18 @@ async def record_failure(
                 "window_started_at": case((expired, now), else_=LoginThrottle.window_started_at),
             },
         )
-        .returning(LoginThrottle.failures, LoginThrottle.lockouts, LoginThrottle.last_lockout_at)
+        .returning(
+            LoginThrottle.failures,
+            LoginThrottle.lockouts,
+            LoginThrottle.last_lockout_at,
+            LoginThrottle.locked_until,
+        )
     )
-    failures, lockouts, last_lockout_at = (await db.execute(upsert)).one()
+    failures, lockouts, last_lockout_at, locked_until = (await db.execute(upsert)).one()
+    if locked_until is not None and locked_until > now:
+        # Failures that were in flight when the lock fell neither extend nor escalate it:
+        # otherwise one burst of guesses would climb straight to the longest lockout.
+        return False
     if failures < settings.login_max_failures:
         return False
     if last_lockout_at is None or now - last_lockout_at > _LOCKOUT_MEMORY:

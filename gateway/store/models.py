@@ -130,6 +130,9 @@ class Session(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoke_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Set when switch-organization replaced this session: reuse of one of its refresh tokens
+    # then ends the replacement too, so a thief cannot shed reuse detection by switching.
+    replaced_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
 

@@ -493,3 +493,157 @@ async def test_every_auth_event_is_audited_without_secrets(
     text = json.dumps([d for _, d, _ in events])
     for secret in (PASSWORD, "bad password", answer["refresh_token"], answer["access_token"]):
         assert secret not in text
+
+
+# --- regressions from the security review -------------------------------------------------------
+
+
+async def test_a_thief_cannot_shed_reuse_detection_by_switching_organization(
+    auth_settings: Settings, accounts: Accounts
+) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from gateway.app import create_app
+
+    settings = auth_settings.model_copy(update={"refresh_reuse_grace": 0})
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        victim = await login(client, organization_id=accounts.acme)
+        thief = (
+            await client.post("/auth/refresh", json={"refresh_token": victim["refresh_token"]})
+        ).json()
+        switched = (
+            await client.post(
+                "/auth/switch-organization",
+                headers=bearer(thief["access_token"]),
+                json={"organization_id": accounts.globex},
+            )
+        ).json()
+
+        replay = await client.post("/auth/refresh", json={"refresh_token": victim["refresh_token"]})
+        thief_me = await client.get("/auth/me", headers=bearer(switched["access_token"]))
+        thief_refresh = await client.post(
+            "/auth/refresh", json={"refresh_token": switched["refresh_token"]}
+        )
+
+    assert replay.status_code == 401
+    assert replay.json()["code"] == "refresh_token_reused"
+    assert thief_me.status_code == 401
+    assert thief_refresh.status_code == 401
+
+
+async def test_switching_organization_keeps_the_session_expiry(
+    client: Client, accounts: Accounts
+) -> None:
+    first = await login(client, organization_id=accounts.acme)
+    before = (await client.get("/auth/me", headers=bearer(first["access_token"]))).json()
+
+    switched = await client.post(
+        "/auth/switch-organization",
+        headers=bearer(first["access_token"]),
+        json={"organization_id": accounts.acme},
+    )
+    after = (await client.get("/auth/me", headers=bearer(switched.json()["access_token"]))).json()
+
+    assert after["session"]["id"] != before["session"]["id"]
+    assert after["session"]["expires_at"] == before["session"]["expires_at"]
+
+
+async def test_a_right_password_verified_while_a_burst_locked_the_account_is_refused(
+    client: Client, auth_settings: Settings
+) -> None:
+    from datetime import timedelta
+
+    from gateway.store.models import LoginThrottle, utcnow
+
+    runtime = runtime_of(client)
+
+    class LockedMeanwhile(PasswordHashing):
+        """The real verifier; while it works, concurrent failures lock the account."""
+
+        async def verify(self, password_hash: str, password: str) -> bool:
+            result = await super().verify(password_hash, password)
+            engine = make_engine(auth_settings)
+            async with make_sessionmaker(engine).begin() as db:
+                db.add(
+                    LoginThrottle(
+                        email_key="ada@example.com",
+                        failures=0,
+                        window_started_at=utcnow(),
+                        lockouts=1,
+                        locked_until=utcnow() + timedelta(minutes=5),
+                    )
+                )
+            await engine.dispose()
+            return result
+
+    runtime.passwords = LockedMeanwhile(workers=1)
+    response = await client.post(
+        "/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
+    )
+
+    assert response.status_code == 429
+    assert "access_token" not in response.text
+
+
+async def test_failures_while_locked_neither_extend_nor_escalate_the_lock(
+    auth_settings: Settings, accounts: Accounts
+) -> None:
+    from gateway.sessions.throttle import record_failure
+    from gateway.store.models import LoginThrottle, utcnow
+
+    engine = make_engine(auth_settings)
+    now = utcnow()
+    async with make_sessionmaker(engine).begin() as db:
+        locks = [
+            await record_failure(db, "x@example.com", now=now, settings=auth_settings)
+            for _ in range(auth_settings.login_max_failures)
+        ]
+        first = await db.get(LoginThrottle, "x@example.com")
+        assert first is not None
+        locked_until, lockouts = first.locked_until, first.lockouts
+        in_flight = [
+            await record_failure(db, "x@example.com", now=now, settings=auth_settings)
+            for _ in range(auth_settings.login_max_failures * 3)
+        ]
+        await db.refresh(first)
+    await engine.dispose()
+
+    assert locks[-1] is True
+    assert not any(in_flight)
+    assert (first.locked_until, first.lockouts) == (locked_until, lockouts) == (locked_until, 1)
+
+
+async def test_suspension_ends_every_session_so_reactivation_revives_nothing(
+    client: Client, auth_settings: Settings
+) -> None:
+    from gateway.accounts.users import set_user_status
+
+    answer = await login(client)
+    engine = make_engine(auth_settings)
+    for status in ("suspended", "active"):
+        async with make_sessionmaker(engine).begin() as db:
+            await set_user_status(db=db, email="ada@example.com", status=status)
+    await engine.dispose()
+
+    me = await client.get("/auth/me", headers=bearer(answer["access_token"]))
+    refreshed = await client.post("/auth/refresh", json={"refresh_token": answer["refresh_token"]})
+
+    assert me.status_code == 401
+    assert refreshed.status_code == 401
+    assert (await login(client))["access_token"]  # the account itself works again
+
+
+async def test_cookie_logout_works_with_only_the_refresh_cookie_left(client: Client) -> None:
+    signed_in = await client.post(
+        "/auth/login", json={"email": "ada@example.com", "password": PASSWORD, "cookie": True}
+    )
+    csrf = signed_in.json()["csrf_token"]
+    refresh_cookie = signed_in.cookies["gw_refresh"]
+    client.cookies.clear()
+    cookies = f"gw_refresh={refresh_cookie}; gw_csrf={csrf}"
+
+    out = await client.post("/auth/logout", headers={"Cookie": cookies, "X-CSRF-Token": csrf})
+    again = await client.post("/auth/refresh", headers={"Cookie": cookies, "X-CSRF-Token": csrf})
+
+    assert out.status_code == 204
+    assert again.status_code == 401

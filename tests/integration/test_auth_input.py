@@ -20,6 +20,7 @@ HUGE = "x" * 100_000
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
 NEEDS_BEARER = {"/auth/logout", "/auth/switch-organization"}
 ENDPOINTS = ["/auth/login", "/auth/refresh", "/auth/logout", "/auth/switch-organization"]
+JSON_TYPE = {"content-type": "application/json"}
 
 
 def raw(value: Any) -> bytes:
@@ -229,12 +230,24 @@ async def test_invalid_input_does_not_sign_anyone_in(client: Client) -> None:
         raw({"email": "ada@example.com", "password": PASSWORD + "x" * 1024}),
     ]
 
-    responses = [await client.post("/auth/login", content=body) for body in bodies]
+    responses = [
+        await client.post("/auth/login", content=body, headers=JSON_TYPE) for body in bodies
+    ]
 
     assert [r.status_code for r in responses] == [400, 400, 401, 400]
     for response in responses:
         assert "access_token" not in response.text
         assert "set-cookie" not in response.headers
+
+
+async def test_login_refuses_a_body_without_a_content_type(client: Client) -> None:
+    # fetch() with an untyped Blob sends no Content-Type and needs no CORS preflight.
+    response = await client.post(
+        "/auth/login", content=raw({"email": "ada@example.com", "password": PASSWORD})
+    )
+
+    assert response.status_code == 415
+    assert assert_error(response)["code"] == "unsupported_media_type"
 
 
 async def test_login_refuses_a_text_plain_body_that_an_html_form_could_send(
