@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Final
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# An X-Forwarded-For hop: an address, an IPv4 address with a port, or an IPv6 address in
+# brackets, with or without a port (RFC 7239 section 6 spells nodes the same way).
+_BRACKETED: Final = re.compile(r"\[(?P<address>[^\[\]]+)\](?::(?P<port>[0-9]{1,5}))?")
+_IPV4_WITH_PORT: Final = re.compile(r"(?P<address>[0-9.]+):(?P<port>[0-9]{1,5})")
 
 
 @lru_cache(maxsize=8)
@@ -14,12 +22,13 @@ def parse_networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
-def _is_trusted(address: str, networks: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
+def is_trusted(address: str, networks: Sequence[Network]) -> bool:
+    """Whether ``address`` (an IP address; IPv4-mapped IPv6 counts as its IPv4) is in ``networks``.
+
+    Anything that is not an IP address is never trusted.
+    """
+    ip = _parse_address(address)
+    return ip is not None and _within(ip, networks)
 
 
 def client_address(
@@ -32,17 +41,60 @@ def client_address(
     appends the address it saw), and the first hop that is not a trusted proxy is the client.
     Anything to its left was written by the client itself and could be forged. A malformed hop
     ends the walk at the last address we could vouch for.
+
+    A hop may carry a port (``203.0.113.7:51234``, ``[2001:db8::1]:443``) or brackets
+    (``[2001:db8::1]``); the port is dropped. The address returned is normalised (lower case,
+    shortest IPv6 form, IPv4-mapped IPv6 as IPv4), so that one client has one spelling. A peer
+    that is not an IP address at all (a Unix socket, a test client) is returned as it is.
     """
-    if peer is None or not trusted or not _is_trusted(peer, trusted):
+    if peer is None:
+        return None
+    client = _parse_address(peer)
+    if client is None:
         return peer
+    if not _within(client, trusted):
+        return str(client)
     hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
-    client = peer
     for hop in reversed(hops):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            return client
-        client = hop
-        if not _is_trusted(hop, trusted):
-            return hop
-    return client
+        ip = _parse_hop(hop)
+        if ip is None:
+            break
+        client = ip
+        if not _within(ip, trusted):
+            break
+    return str(client)
+
+
+def _within(ip: Address, networks: Sequence[Network]) -> bool:
+    # ``ip`` is already unmapped; a network written in the IPv4-mapped form still matches.
+    mapped = ipaddress.IPv6Address(f"::ffff:{ip}") if ip.version == 4 else None
+    return any(ip in network or (mapped is not None and mapped in network) for network in networks)
+
+
+def _parse_address(text: str) -> Address | None:
+    """``text`` as an IP address, an IPv4-mapped IPv6 address as IPv4; None when it is not one."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _parse_hop(hop: str) -> Address | None:
+    """The address an X-Forwarded-For hop names, its port dropped; None when it is malformed."""
+    if match := _BRACKETED.fullmatch(hop):
+        if not _valid_port(match["port"]) or ":" not in match["address"]:
+            return None  # brackets hold an IPv6 address, nothing else
+        return _parse_address(match["address"])
+    if match := _IPV4_WITH_PORT.fullmatch(hop):
+        if not _valid_port(match["port"]):
+            return None
+        ip = _parse_address(match["address"])
+        return ip if isinstance(ip, ipaddress.IPv4Address) else None
+    return _parse_address(hop)
+
+
+def _valid_port(port: str | None) -> bool:
+    return port is None or int(port) <= 65535

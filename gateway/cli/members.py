@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.accounts.memberships import add_membership
 from gateway.accounts.users import get_user_by_email
 from gateway.cli._base import cli, emit, in_transaction, json_option
+from gateway.store.ids import ID_MAX
 
 
 @cli.group()
@@ -16,7 +17,13 @@ def members() -> None:
 
 
 @members.command("add")
-@click.option("--org", "organization_id", type=int, required=True, help="Organization id.")
+@click.option(
+    "--org",
+    "organization_id",
+    type=click.IntRange(1, ID_MAX),
+    required=True,
+    help="Organization id.",
+)
 @click.option("--email", required=True, help="The user's email address.")
 @click.option("--role", required=True, help="org_admin or org_client.")
 @json_option

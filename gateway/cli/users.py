@@ -16,6 +16,7 @@ from gateway.cli._base import (
     read_line_from_stdin,
     settings,
 )
+from gateway.store.ids import ID_MAX
 from gateway.store.models import User
 
 
@@ -42,7 +43,12 @@ def user_document(user: User) -> dict[str, object]:
     required=True,
     help="Read the password from stdin.",
 )
-@click.option("--org", "organization_id", type=int, help="Add the user to this organization.")
+@click.option(
+    "--org",
+    "organization_id",
+    type=click.IntRange(1, ID_MAX),
+    help="Add the user to this organization.",
+)
 @click.option(
     "--org-role",
     help="Role in --org: org_admin or org_client (default org_client).",

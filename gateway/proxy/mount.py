@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import aiohttp
 from yarl import URL
 
-from gateway.client_address import _is_trusted, client_address, parse_networks
+from gateway.client_address import client_address, is_trusted, parse_networks
 from gateway.errors import GatewayError
 from gateway.proxy.headers import (
     Header,
@@ -45,6 +45,10 @@ class ClientDisconnected(Exception):
     pass
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
 def json_error(status: int, code: str, message: str) -> tuple[int, list[Header], bytes]:
     body = json.dumps({"code": code, "message": message}).encode()
     headers: list[Header] = [
@@ -67,9 +71,9 @@ class PostgrestMount:
 
     __slots__ = (
         "_access_cookie",
-        "_cors",
         "_csrf_cookie",
         "_gateway_cookies",
+        "_max_body",
         "_networks",
         "_prefix",
         "_runtime",
@@ -82,6 +86,7 @@ class PostgrestMount:
         self._runtime = runtime
         self._prefix = settings.proxy_prefix.encode()
         self._upstream = settings.upstream_url
+        self._max_body = settings.proxy_max_body
         parts = urlsplit(settings.upstream_url)
         self._upstream_host = parts.netloc.encode()
         self._upstream_origin = f"{parts.scheme}://{parts.netloc}".encode()
@@ -121,10 +126,18 @@ class PostgrestMount:
 
         # 3. The request as PostgREST gets it.
         peer = scope["client"][0] if scope.get("client") else None
-        trusted = peer is not None and bool(self._networks) and _is_trusted(peer, self._networks)
+        trusted = peer is not None and bool(self._networks) and is_trusted(peer, self._networks)
         forwarded = [v.decode("latin-1") for n, v in headers if n == b"x-forwarded-for"]
-        client_ip = client_address(peer, forwarded, self._networks) if trusted else peer
+        client_ip = client_address(peer, forwarded, self._networks)
         content_length = _first(headers, b"content-length")
+        if content_length is not None and not _within(content_length, self._max_body):
+            await _reply_error(
+                send,
+                413,
+                "payload_too_large",
+                f"The request body may be at most {self._max_body} bytes.",
+            )
+            return
         has_body = content_length not in (None, b"0") or _first(headers, b"transfer-encoding")
         out_headers = upstream_request_headers(
             headers,
@@ -141,12 +154,14 @@ class PostgrestMount:
         url = self._upstream + (upstream_path + (b"?" + query if query else b"")).decode("latin-1")
 
         # 4. Up and back down, streaming both ways.
+        request_body = RequestBody(receive, self._max_body) if has_body else None
+        body = request_body.__aiter__() if request_body is not None else None
         try:
             async with runtime.http.request(
                 method,
                 URL(url, encoded=True),
                 headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in out_headers],
-                data=_body(receive) if has_body else None,
+                data=body,
                 allow_redirects=False,
             ) as answer:
                 response_headers = downstream_response_headers(
@@ -165,6 +180,13 @@ class PostgrestMount:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except ClientDisconnected:
             return
+        except BodyTooLarge:
+            await _reply_error(
+                send,
+                413,
+                "payload_too_large",
+                f"The request body may be at most {self._max_body} bytes.",
+            )
         except TimeoutError:
             await _reply_error(
                 send,
@@ -173,6 +195,16 @@ class PostgrestMount:
                 "PostgREST did not answer in time.",
             )
         except aiohttp.ClientError as exc:
+            if request_body is not None and request_body.disconnected:
+                return
+            if request_body is not None and request_body.too_large:
+                await _reply_error(
+                    send,
+                    413,
+                    "payload_too_large",
+                    f"The request body may be at most {self._max_body} bytes.",
+                )
+                return
             logger.warning("upstream failed: %s", type(exc).__name__)
             await _reply_error(
                 send,
@@ -226,16 +258,41 @@ def _escapes_mount(path: bytes) -> bool:
     return any(segment in (b".", b"..") for segment in segments)
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+def _within(content_length: bytes, limit: int) -> bool:
+    return content_length.isdigit() and int(content_length) <= limit
+
+
+class RequestBody:
+    """The request body as it arrives, streamed upstream and refused past ``limit`` bytes.
+
+    What went wrong is kept here as well as raised: aiohttp wraps exceptions from a body
+    stream into its own, and the mount must still tell 413 and a vanished client apart.
+    """
+
+    __slots__ = ("_limit", "_receive", "disconnected", "too_large")
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive = receive
+        self._limit = limit
+        self.too_large = False
+        self.disconnected = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self._limit:
+                self.too_large = True
+                raise BodyTooLarge
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
 
 
 async def _reply(send: Send, status: int, headers: list[Header], body: bytes) -> None:

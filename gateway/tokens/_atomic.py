@@ -14,6 +14,14 @@ from typing import Final
 TEMP_NAME: Final = re.compile(r"^\..+\.[0-9a-f]{16}\.tmp$")
 
 
+class NotDurable(OSError):
+    """``path`` was replaced, but the directory could not be fsynced afterwards.
+
+    Readers already see the new file, so the write cannot be undone by deleting anything; only a
+    power loss before the system flushes the directory may still bring the old file back.
+    """
+
+
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never a mix.
 
@@ -22,7 +30,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     After the rename the directory is fsynced too: without it a power loss may forget the rename.
 
     Raises:
-        OSError: the file or the directory could not be written; ``path`` is then unchanged.
+        NotDurable: ``path`` now holds ``data``, but the directory fsync failed (see there).
+        OSError: otherwise, the file could not be written; ``path`` is then unchanged.
     """
     temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -40,7 +49,10 @@ def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    fsync_directory(path.parent)
+    try:
+        fsync_directory(path.parent)
+    except OSError as exc:
+        raise NotDurable(exc.errno, exc.strerror, str(path.parent)) from exc
 
 
 def fsync_directory(directory: Path) -> None:

@@ -15,13 +15,13 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
 
 from pydantic import SecretStr
 
 from gateway.settings import Settings
 from gateway.tokens import _lock
-from gateway.tokens._atomic import TEMP_NAME, write_atomic
+from gateway.tokens._atomic import TEMP_NAME, NotDurable, write_atomic
 from gateway.tokens.algorithms import (
     PrivateKey,
     SigningAlgorithm,
@@ -288,6 +288,8 @@ def export_jwks(settings: Settings, path: Path | None = None) -> Path:
     document = render_jwks(_load(directory, settings.keys_passphrase).jwks())
     try:
         write_atomic(path, document, mode=_PUBLIC_MODE)
+    except NotDurable as exc:
+        _warn_not_durable(exc, path)
     except OSError as exc:
         raise KeystoreUnwritable(describe_os_error(exc, _failed_path(exc, path))) from None
     return path
@@ -299,37 +301,70 @@ def _commit(
     """Write ``new_keys``, then the manifest (the commit point), then ``jwks.json``.
 
     Until the manifest is replaced, the old keystore is what every reader sees: a failure there
-    leaves it as it was. After that the change is made, and only ``jwks.json`` may be stale.
+    leaves it as it was. Once the manifest is renamed into place the change is made, even when
+    the directory fsync that follows fails: the new key files it names are kept, and only
+    ``jwks.json`` may be stale.
     """
     directory = store.directory
     written: list[Path] = []
-    manifest_path = directory / MANIFEST_NAME
-    try:
-        for key in new_keys:
-            key_path = directory / f"{key.kid}.pem"
+    for key in new_keys:
+        key_path = directory / f"{key.kid}.pem"
+        try:
             write_atomic(
                 key_path, encode_private_key(key.private_key, passphrase), mode=_PRIVATE_MODE
             )
-            written.append(key_path)
+        except NotDurable as exc:
+            # The file was renamed into place before its directory fsync failed: remove it too.
+            _unchanged(exc, key_path, [*written, key_path])
+        except OSError as exc:
+            _unchanged(exc, key_path, written)
+        written.append(key_path)
+    manifest_path = directory / MANIFEST_NAME
+    manifest_durable = True
+    try:
         write_atomic(manifest_path, store.manifest.render(), mode=_PUBLIC_MODE)
+    except NotDurable as exc:
+        # Readers already see the new manifest, which names the new key files: removing them
+        # now would leave a manifest that names missing keys. The change stands.
+        _warn_not_durable(exc, manifest_path)
+        manifest_durable = False
     except OSError as exc:
-        for key_path in written:
-            with contextlib.suppress(OSError):
-                key_path.unlink()
-        raise KeystoreUnwritable(
-            f"{describe_os_error(exc, _failed_path(exc, manifest_path))}; "
-            "the keystore was left unchanged"
-        ) from None
+        _unchanged(exc, manifest_path, written)
     jwks_path = directory / JWKS_NAME
     try:
         write_atomic(jwks_path, render_jwks(store.jwks()), mode=_PUBLIC_MODE)
+    except NotDurable as exc:
+        _warn_not_durable(exc, jwks_path)
     except OSError as exc:
         raise KeystoreUnwritable(
             f"{describe_os_error(exc, _failed_path(exc, jwks_path))}; the change was saved in "
             f"{MANIFEST_NAME} but {JWKS_NAME} is stale: fix the cause and run "
             "`gateway keys export-jwks`"
         ) from None
-    _sweep(directory, store.manifest)
+    if manifest_durable:
+        # Not otherwise: a power loss may yet bring back the old manifest, and the key files
+        # only it names (a pruned key) must then still be there. The next change sweeps them.
+        _sweep(directory, store.manifest)
+
+
+def _unchanged(exc: OSError, path: Path, written: list[Path]) -> NoReturn:
+    """Undo a change whose manifest was not replaced: remove its new key files, and say so."""
+    for key_path in written:
+        with contextlib.suppress(OSError):
+            key_path.unlink()
+    raise KeystoreUnwritable(
+        f"{describe_os_error(exc, _failed_path(exc, path))}; the keystore was left unchanged"
+    ) from None
+
+
+def _warn_not_durable(exc: NotDurable, path: Path) -> None:
+    logger.warning(
+        "%s was written but its directory could not be synced (%s): the change is made, but a "
+        "power loss before the system flushes %s may undo it; check the disk",
+        path,
+        exc.strerror or type(exc).__name__,
+        exc.filename,
+    )
 
 
 def _sweep(directory: Path, manifest: Manifest) -> None:

@@ -223,12 +223,30 @@ def served(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 url,
                 f'GRANT EXECUTE ON FUNCTION public.echo_request() TO "{anon}", "{authenticated}"',
             )
+            # For embedding (a foreign key) and for a large streamed answer.
+            sql(
+                url,
+                "CREATE TABLE public.project_notes (id serial PRIMARY KEY, "
+                "project_id bigint NOT NULL REFERENCES public.projects(id), body text)",
+            )
+            sql(url, f'GRANT SELECT ON public.project_notes TO "{authenticated}"')
+            sql(
+                url,
+                "CREATE FUNCTION public.big_text(mebibytes int) RETURNS text "
+                "LANGUAGE sql STABLE AS $$ SELECT repeat('x', mebibytes * 1048576) $$",
+            )
+            sql(url, f'GRANT EXECUTE ON FUNCTION public.big_text(int) TO "{authenticated}"')
             sql(
                 url,
                 "INSERT INTO public.projects (organization_id, name) VALUES "
                 "($1, 'acme one'), ($1, 'acme two'), ($2, 'globex secret')",
                 acme["organization_id"],
                 globex["organization_id"],
+            )
+            sql(
+                url,
+                "INSERT INTO public.project_notes (project_id, body) "
+                "SELECT id, 'note on ' || name FROM public.projects",
             )
             authenticator_url = url.replace(
                 "postgresql://postgres@", f"postgresql://{authenticator}:{password}@"

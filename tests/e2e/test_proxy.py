@@ -273,3 +273,172 @@ def test_postgrest_down_gives_502_not_a_hang(served: Served, tmp_path: Path) -> 
     assert response.status_code == 502
     assert response.json()["code"] == "upstream_unavailable"
     assert json.loads(response.text)["message"]
+
+
+# --- every PostgREST feature through the mount ---------------------------------------------------
+
+
+def test_filters_embedding_and_ordering_pass_through(proxy: str) -> None:
+    response = httpx.get(
+        f"{proxy}/rest/projects?select=name,project_notes(body)&name=like.acme*&order=name.desc",
+        headers=bearer(sign_in(proxy)),
+    )
+
+    assert response.status_code == 200
+    assert response.json() == [
+        {"name": "acme two", "project_notes": [{"body": "note on acme two"}]},
+        {"name": "acme one", "project_notes": [{"body": "note on acme one"}]},
+    ]
+
+
+def test_insert_update_and_delete_with_return_representation(proxy: str, served: Served) -> None:
+    admin = {**bearer(sign_in(proxy)), "Prefer": "return=representation"}
+
+    created = httpx.post(
+        f"{proxy}/rest/projects",
+        headers=admin,
+        json={"organization_id": served.acme, "name": "crud"},
+    )
+    project_id = created.json()[0]["id"]
+    updated = httpx.patch(
+        f"{proxy}/rest/projects?id=eq.{project_id}", headers=admin, json={"name": "crud renamed"}
+    )
+    deleted = httpx.delete(f"{proxy}/rest/projects?id=eq.{project_id}", headers=admin)
+
+    assert created.status_code == 201
+    assert updated.status_code == 200
+    assert updated.json()[0]["name"] == "crud renamed"
+    assert deleted.status_code == 200
+    assert deleted.json()[0]["id"] == project_id
+
+
+def test_rpc_over_get_and_post(proxy: str) -> None:
+    token = bearer(sign_in(proxy))
+
+    over_get = httpx.get(f"{proxy}/rest/rpc/echo_request", headers=token)
+    over_post = httpx.post(f"{proxy}/rest/rpc/echo_request", headers=token, json={})
+
+    assert over_get.status_code == over_post.status_code == 200
+    assert over_get.json()["claims"]["sub"] == over_post.json()["claims"]["sub"]
+    assert over_post.json()["headers"]["authorization"].startswith("Bearer ")
+
+
+def test_csv_and_singular_object_answers(proxy: str) -> None:
+    token = bearer(sign_in(proxy))
+
+    csv = httpx.get(
+        f"{proxy}/rest/projects?select=name&order=id", headers={**token, "Accept": "text/csv"}
+    )
+    single = httpx.get(
+        f"{proxy}/rest/projects?select=name&name=eq.acme%20one",
+        headers={**token, "Accept": "application/vnd.pgrst.object+json"},
+    )
+
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[:3] == ["name", '"acme one"', '"acme two"']
+    assert single.json() == {"name": "acme one"}
+
+
+def test_a_10_mb_answer_streams_through(proxy: str) -> None:
+    with httpx.stream(
+        "GET", f"{proxy}/rest/rpc/big_text?mebibytes=10", headers=bearer(sign_in(proxy)), timeout=60
+    ) as response:
+        chunks = [len(chunk) for chunk in response.iter_raw()]
+
+    assert response.status_code == 200
+    assert sum(chunks) >= 10 * 1024 * 1024
+    assert len(chunks) > 1  # it arrived in pieces, not as one buffered blob
+
+
+def test_postgrest_openapi_is_served_at_the_mount_root(proxy: str) -> None:
+    response = httpx.get(f"{proxy}/rest/", headers=bearer(sign_in(proxy)))
+
+    assert response.status_code == 200
+    assert "/projects" in response.json()["paths"]
+
+
+def test_the_supabase_postgrest_client_works_through_the_gateway(proxy: str) -> None:
+    from postgrest import SyncPostgrestClient
+
+    token = sign_in(proxy)["access_token"]
+    with SyncPostgrestClient(
+        f"{proxy}/rest", headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        rows = client.from_("projects").select("name").order("id").execute()
+
+    data: list[dict[str, Any]] = list(rows.data)  # type: ignore[arg-type]
+    assert [row["name"] for row in data] == ["acme one", "acme two"]
+
+
+def test_connection_naming_authorization_cannot_strip_the_token(proxy: str) -> None:
+    seen = echo(proxy, headers={**bearer(sign_in(proxy)), "Connection": "authorization"})
+
+    assert seen["claims"]["sub"]
+    assert seen["headers"]["authorization"].startswith("Bearer ")
+
+
+def test_a_body_over_the_proxy_limit_is_refused_with_413(
+    served: Served, postgrest: PostgREST, tmp_path: Path
+) -> None:
+    env = {**served.env, "GATEWAY_UPSTREAM_URL": postgrest.url, "GATEWAY_PROXY_MAX_BODY": "1024"}
+    with run_gateway(env, cwd=tmp_path) as base:
+        token = bearer(sign_in(base))
+        declared = httpx.post(
+            f"{base}/rest/rpc/echo_request", headers=token, content=b"{" + b" " * 2000 + b"}"
+        )
+
+        def chunks() -> Iterator[bytes]:
+            yield b"{"
+            for _ in range(10):
+                yield b" " * 512
+            yield b"}"
+
+        chunked = httpx.post(
+            f"{base}/rest/rpc/echo_request",
+            headers={**token, "Content-Type": "application/json"},
+            content=chunks(),
+        )
+
+    assert declared.status_code == 413
+    assert declared.json()["code"] == "payload_too_large"
+    assert chunked.status_code == 413
+
+
+def test_logout_in_one_gateway_process_refuses_the_token_in_another_within_a_second(
+    served: Served, postgrest: PostgREST, tmp_path: Path
+) -> None:
+    env = {**served.env, "GATEWAY_UPSTREAM_URL": postgrest.url}
+    with run_gateway(env, cwd=tmp_path) as first, run_gateway(env, cwd=tmp_path) as second:
+        answer = sign_in(first)
+        assert httpx.get(f"{second}/rest/projects", headers=bearer(answer)).status_code == 200
+
+        httpx.post(f"{first}/auth/logout", headers=bearer(answer))
+
+        waited = until(
+            lambda: httpx.get(f"{second}/rest/projects", headers=bearer(answer)).status_code == 401,
+            CHANGE_DEADLINE,
+        )
+    assert waited < CHANGE_DEADLINE
+
+
+def test_the_gateway_recovers_when_postgrest_comes_back(
+    served: Served, postgrest_bin: Path, tmp_path: Path
+) -> None:
+    from tests.support.postgrest import run_postgrest
+
+    port = free_port()
+    env = {**served.env, "GATEWAY_UPSTREAM_URL": f"http://127.0.0.1:{port}"}
+    with run_gateway(env, cwd=tmp_path) as base:
+        token = bearer(sign_in(base))
+        down = httpx.get(f"{base}/rest/projects", headers=token)
+        with run_postgrest(
+            db_uri=served.authenticator_url,
+            jwt_secret=f"@{served.keys_dir / 'jwks.json'}",
+            anon_role=served.anon,
+            binary=postgrest_bin,
+            server_port=port,
+        ):
+            back = httpx.get(f"{base}/rest/projects", headers=token)
+
+    assert down.status_code == 502
+    assert back.status_code == 200

@@ -235,6 +235,53 @@ def test_bad_input_is_refused_in_one_line_and_the_store_is_unchanged(
     assert dump_store(migrated_store) == before
 
 
+# Ids outside [1, 2**53 - 1] cannot name an organization (see gateway.store.ids); 2**63 and
+# beyond do not even fit a 64-bit column, and once crashed the command with an OverflowError.
+OUT_OF_RANGE_ORGS = ["99999999999999999999", str(2**63), str(2**53), "0", "-1"]
+COMMANDS_WITH_AN_ORG: list[tuple[str, list[str], str | None]] = [
+    (
+        "members add",
+        ["members", "add", "--org", "{org}", "--email", "ada@example.com", "--role", "org_client"],
+        None,
+    ),
+    (
+        "users create",
+        ["users", "create", "c@example.com", "--password-stdin", "--org", "{org}"],
+        PASSWORD,
+    ),
+]
+
+
+@pytest.mark.parametrize("org", OUT_OF_RANGE_ORGS)
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [pytest.param(args, stdin, id=name) for name, args, stdin in COMMANDS_WITH_AN_ORG],
+)
+def test_an_out_of_range_organization_id_is_a_usage_error_and_the_store_is_unchanged(
+    migrated_store: Settings,
+    store_env: dict[str, str],
+    args: list[str],
+    stdin: str | None,
+    org: str,
+) -> None:
+    create_org(store_env)
+    gateway_json(
+        store_env, "users", "create", "ada@example.com", "--password-stdin", stdin=PASSWORD
+    )
+    before = dump_store(migrated_store)
+
+    result = gateway(store_env, *[a.replace("{org}", org) for a in args], stdin=stdin)
+
+    # Refused while parsing the command line, as a missing option is: click's usage error, exit
+    # code 2, and no exception escaping the command (which would print a traceback).
+    assert result.exit_code == 2, result.stderr
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: Invalid value for '--org'")
+    assert dump_store(migrated_store) == before
+
+
 def test_an_invalid_setting_stops_the_command_with_one_line() -> None:
     result = gateway({"GATEWAY_PORT": "eighty"}, "orgs", "create", "Acme")
 

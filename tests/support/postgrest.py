@@ -164,6 +164,7 @@ def run_postgrest(
     schemas: str = "public",
     extra_config: dict[str, str] | None = None,
     binary: Path | None = None,
+    server_port: int | None = None,
 ) -> Iterator[PostgREST]:
     """Start PostgREST on free 127.0.0.1 ports, wait until it is ready, and stop it afterwards.
 
@@ -173,7 +174,7 @@ def run_postgrest(
     started (the test suite clears ``GATEWAY_*`` variables for every test).
     """
     executable = binary or postgrest_binary()
-    port = admin_port = free_port()
+    port = admin_port = server_port or free_port()
     while admin_port == port:
         admin_port = free_port()
     config = {

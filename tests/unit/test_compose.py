@@ -370,3 +370,12 @@ def test_no_key_or_secret_can_enter_the_image() -> None:
         assert excluded_from_build_context(secret), f"{secret} would reach the build context"
     for needed in ("pyproject.toml", "uv.lock", "README.md", "gateway/postgrest/sql/helpers.sql"):
         assert not excluded_from_build_context(needed), f"{needed} is missing from the build"
+
+
+def test_postgrest_openapi_names_the_gateway_mount() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    environment = compose["services"]["postgrest"]["environment"]
+
+    assert environment["PGRST_OPENAPI_SERVER_PROXY_URI"].endswith("/rest")

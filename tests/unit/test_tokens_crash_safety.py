@@ -1,17 +1,23 @@
 """A rotation that dies half-way, and rotations racing each other, leave a usable keystore.
 
 Crashes are real: a child process runs the rotation and ``os._exit``s at a chosen write, so no
-``finally`` block or rollback runs, exactly as with a kill or a power loss.
+``finally`` block or rollback runs, exactly as with a kill or a power loss. A failing disk is
+injected: ``os.fsync`` of the keys directory raises EIO right after a chosen rename.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import multiprocessing
+import os
+import stat
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +26,11 @@ import pytest
 
 from gateway.settings import Settings
 from gateway.tokens import (
+    KeystoreUnwritable,
     ensure_keystore,
     load_keyring,
     load_keystore,
+    prune_keys,
     read_manifest,
     render_jwks,
     rotate_keys,
@@ -164,6 +172,110 @@ def test_ensure_keystore_repairs_a_jwks_file_left_stale_by_a_crash(tmp_path: Pat
 
     jwks = json.loads((Path(settings.keys_dir) / "jwks.json").read_bytes())
     assert {jwk["kid"] for jwk in jwks["keys"]} == {key.kid for key in read_manifest(settings).keys}
+
+
+# A directory fsync that fails after a rename
+
+
+def fail_directory_sync_after_renaming(
+    monkeypatch: pytest.MonkeyPatch, renamed: Callable[[str], bool]
+) -> None:
+    """Make the fsync of a directory raise EIO when the last rename's target matches."""
+    real_replace, real_fsync = os.replace, os.fsync
+    last_target: list[str] = [""]
+
+    def replace(source: Any, destination: Any) -> None:
+        real_replace(source, destination)
+        last_target[0] = os.path.basename(destination)
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode) and renamed(last_target[0]):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def assert_loads_with_every_named_key(settings: Settings) -> None:
+    manifest = read_manifest(settings)
+    directory = Path(settings.keys_dir)
+    assert all((directory / f"{key.kid}.pem").is_file() for key in manifest.keys)
+    assert load_keystore(settings).manifest == manifest
+
+
+def jwks_matches_the_manifest(settings: Settings) -> bool:
+    jwks = (Path(settings.keys_dir) / "jwks.json").read_bytes()
+    return jwks == render_jwks(load_keystore(settings).jwks())
+
+
+def test_a_failed_directory_sync_after_the_manifest_rename_keeps_the_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    before = read_manifest(settings)
+    fail_directory_sync_after_renaming(monkeypatch, lambda name: name == "manifest.json")
+
+    with caplog.at_level(logging.WARNING, logger="gateway.tokens.keystore"):
+        manifest = rotate_keys(settings)
+
+    assert manifest.current.kid == before.next.kid
+    assert read_manifest(settings) == manifest
+    assert_loads_with_every_named_key(settings)
+    assert jwks_matches_the_manifest(settings)
+    assert "manifest.json" in caplog.text
+    assert "power loss" in caplog.text
+
+
+def test_a_failed_directory_sync_after_the_jwks_rename_keeps_the_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    before = read_manifest(settings)
+    fail_directory_sync_after_renaming(monkeypatch, lambda name: name == "jwks.json")
+
+    with caplog.at_level(logging.WARNING, logger="gateway.tokens.keystore"):
+        manifest = rotate_keys(settings)
+
+    assert manifest.current.kid == before.next.kid
+    assert_loads_with_every_named_key(settings)
+    assert jwks_matches_the_manifest(settings)
+    assert "jwks.json" in caplog.text
+
+
+def test_a_failed_directory_sync_after_the_key_file_rename_leaves_the_keystore_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    before = read_manifest(settings)
+    fail_directory_sync_after_renaming(monkeypatch, lambda name: name.endswith(".pem"))
+
+    with pytest.raises(KeystoreUnwritable, match="left unchanged"):
+        rotate_keys(settings)
+
+    assert read_manifest(settings) == before
+    pem_files = {path.name for path in Path(settings.keys_dir).glob("*.pem")}
+    assert pem_files == {f"{key.kid}.pem" for key in before.keys}
+
+
+def test_a_power_loss_that_undoes_an_unsynced_prune_still_finds_every_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    rotate_keys(settings)
+    manifest_path = Path(settings.keys_dir) / "manifest.json"
+    before_prune = manifest_path.read_bytes()
+    fail_directory_sync_after_renaming(monkeypatch, lambda name: name == "manifest.json")
+
+    assert prune_keys(settings, force=True)
+    monkeypatch.undo()
+    manifest_path.write_bytes(before_prune)  # the rename the failed fsync did not make durable
+
+    assert_loads_with_every_named_key(settings)
 
 
 # Concurrent rotations
