@@ -7,9 +7,6 @@ new current key's tokens work at once; a pruned key's tokens stop working in bot
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,28 +15,14 @@ import httpx
 
 from tests.e2e.conftest import StartPostgREST, TodosDatabase
 from tests.support.postgrest import PostgREST, http_get
-from tests.support.server import run_gateway
+from tests.support.server import gateway_command, run_gateway
 
 PASSWORD = "correct horse battery"
 ROTATION_DEADLINE = 2.0  # the promise: every running gateway within 2 s
 RELOAD_DEADLINE = 10.0
 
 
-def cli(env: dict[str, str], cwd: Path, *args: str, stdin: str | None = None) -> str:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    full_env.update(env)
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        env=full_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+cli = gateway_command
 
 
 def kid_of(token: str) -> str:

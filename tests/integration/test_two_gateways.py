@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server import run_gateway
+from tests.support.server import gateway_command, run_gateway
 
 PASSWORD = "correct horse battery"
 
 
-def cli(env: dict[str, str], cwd: Path, *args: str, stdin: str | None = None) -> None:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    full_env.update(env)
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        env=full_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+cli = gateway_command
 
 
 @pytest.mark.postgres
