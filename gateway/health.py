@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from litestar import Response, get
 from litestar.datastructures import State
 
@@ -19,7 +20,8 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz", tags=["health"], summary="Readiness")
 async def readyz(state: State) -> Response[dict[str, object]]:
-    """200 when the store is reachable and migrated and a signing key is loaded; else 503."""
+    """200 when the store is reachable and migrated, a signing key is loaded and PostgREST
+    answers; else 503 with every check's result."""
     runtime: Runtime = state.runtime
     checks: dict[str, str] = {}
     try:
@@ -31,6 +33,7 @@ async def readyz(state: State) -> Response[dict[str, object]]:
         checks["keystore"] = "ok" if runtime.keys.ring.current_kid else "no signing key"
     except RuntimeError:
         checks["keystore"] = "not loaded"
+    checks["upstream"] = await _upstream_answers(runtime)
     failing = {name: result for name, result in checks.items() if result != "ok"}
     if failing:
         detail = ", ".join(f"{name} {result}" for name, result in failing.items())
@@ -43,3 +46,15 @@ async def readyz(state: State) -> Response[dict[str, object]]:
             status_code=503,
         )
     return Response({"status": "ready", "checks": checks}, status_code=200)
+
+
+async def _upstream_answers(runtime: Runtime) -> str:
+    """Any HTTP answer from PostgREST's root counts: readiness asks "reachable", not "healthy"."""
+    try:
+        async with runtime.http.get(
+            runtime.settings.upstream_url + "/", timeout=aiohttp.ClientTimeout(total=2)
+        ) as answer:
+            await answer.release()
+    except (aiohttp.ClientError, TimeoutError):
+        return "unreachable"
+    return "ok"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,43 @@ from litestar.testing import AsyncTestClient
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.conftest import settings_from
+from tests.support.postgres import free_port
 
 Client = AsyncTestClient[Litestar]
 
 
+class _Root(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"paths": {}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
 @pytest.fixture
-async def client(migrated_store: Settings) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(migrated_store)) as test_client:
+def upstream() -> Iterator[str]:
+    """A real HTTP server where PostgREST would be (readiness only asks that it answers).
+
+    It runs in its own thread: the in-process test client drives the app from another thread
+    while the test's event loop waits, so a server on that loop could not answer.
+    """
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Root)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+async def client(migrated_store: Settings, upstream: str) -> AsyncIterator[Client]:
+    settings = migrated_store.model_copy(update={"upstream_url": upstream})
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
         yield test_client
 
 
@@ -35,8 +67,11 @@ async def test_readyz_answers_200_when_the_store_is_reachable_and_migrated(
 ) -> None:
     response = await client.get("/readyz")
 
-    assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"store": "ok", "keystore": "ok"}}
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"store": "ok", "keystore": "ok", "upstream": "ok"},
+    }
 
 
 async def test_readyz_answers_503_when_the_store_is_not_migrated(
@@ -49,7 +84,8 @@ async def test_readyz_answers_503_when_the_store_is_not_migrated(
     assert response.status_code == 503
     body = response.json()
     assert body["code"] == "store_unavailable"
-    assert body["checks"] == {"store": "not migrated", "keystore": "ok"}
+    assert body["checks"]["store"] == "not migrated"
+    assert body["checks"]["keystore"] == "ok"
 
 
 async def test_readyz_answers_503_when_the_store_is_unreachable() -> None:
@@ -60,8 +96,23 @@ async def test_readyz_answers_503_when_the_store_is_unreachable() -> None:
         response = await client.get("/readyz")
 
     assert response.status_code == 503
-    assert response.json()["checks"] == {"store": "unreachable", "keystore": "ok"}
+    assert response.json()["checks"]["store"] == "unreachable"
+    assert response.json()["code"] == "store_unavailable"
     assert set(response.json()) == {"code", "message", "checks"}
+
+
+async def test_readyz_answers_503_when_postgrest_does_not_answer(migrated_store: Settings) -> None:
+    settings = migrated_store.model_copy(update={"upstream_url": f"http://127.0.0.1:{free_port()}"})
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        response = await client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "not_ready"
+    assert response.json()["checks"] == {
+        "store": "ok",
+        "keystore": "ok",
+        "upstream": "unreachable",
+    }
 
 
 async def test_every_answer_carries_a_request_id(client: Client) -> None:
