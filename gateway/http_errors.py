@@ -7,10 +7,12 @@ import re
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StoreUnavailable
 
 logger = logging.getLogger("gateway.errors")
 
@@ -67,6 +69,17 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     return error_response(status, code, _sentence(message), headers)
 
 
+def _store_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    # The store went away (PostgreSQL restarting, a network cut): a 503 the client may retry,
+    # not a 500. The exception's text can name hosts, so only its type is logged.
+    logger.warning(
+        "store unavailable (%s) on %s %s", type(exc).__name__, request.method, request.url.path
+    )
+    return error_response(
+        503, StoreUnavailable.code, "The gateway's store is unavailable; try again shortly."
+    )
+
+
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     # The client learns nothing about the failure; the operator gets the traceback. The engine
     # hides SQL parameters, so no password hash or token reaches the log through it.
@@ -96,7 +109,20 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+# What reaching the store can raise when it is down: asyncpg's connection errors surface
+# unwrapped (ConnectionRefusedError) when a new connection is made, wrapped by SQLAlchemy
+# (OperationalError, InterfaceError) on a connection that breaks mid-use.
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+)
+
 exception_handlers: dict[type[Exception] | int, Any] = {
+    **dict.fromkeys(STORE_OUTAGES, _store_unavailable),
     GatewayError: _gateway_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
