@@ -25,6 +25,7 @@ _FRAMEWORK_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    408: "request_timeout",
     429: "too_many_requests",
 }
 

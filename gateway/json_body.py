@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,19 @@ class JSONRequest(Request[Any, Any, Any]):
             return await super().json()
         except (UnicodeDecodeError, RecursionError):
             raise ClientException("The request body is not valid JSON.") from None
+
+    async def body(self) -> bytes:
+        # A client that stops sending mid-body must not hold the connection open for ever.
+        idle = self.app.state.runtime.settings.body_idle_timeout
+        try:
+            async with asyncio.timeout(idle):
+                return await super().body()
+        except TimeoutError:
+            raise HTTPException(
+                status_code=408,
+                detail="The request body stopped arriving.",
+                headers={"Connection": "close"},
+            ) from None
 
 
 def require_json_content_type(

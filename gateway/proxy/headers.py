@@ -21,19 +21,20 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Set by the gateway alone; a client's own value is dropped (unless a trusted proxy sent it).
-FORWARDING = frozenset(
-    {
-        b"forwarded",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
-        b"x-forwarded-port",
-        b"x-forwarded-prefix",
-        b"x-real-ip",
-    }
-)
+# Every X-Forwarded-* counts, not a list of them: PostgREST hands all headers to SQL.
+FORWARDING_PREFIX = b"x-forwarded-"
+FORWARDING = frozenset({b"forwarded", b"x-real-ip"})
 # Replaced by the gateway's own: the upstream never sees them, or they are recomputed.
 REPLACED = frozenset({b"host", b"authorization", b"cookie", b"x-request-id", b"content-length"})
+
+
+def is_forwarding(key: bytes) -> bool:
+    return key in FORWARDING or key.startswith(FORWARDING_PREFIX)
+
+
+def is_hop_by_hop(key: bytes) -> bool:
+    # RFC 9110 names Proxy-Authenticate/-Authorization; every Proxy-* is meant for a proxy.
+    return key in HOP_BY_HOP or key.startswith(b"proxy-")
 
 
 def normalized_name(name: bytes) -> bytes:
@@ -87,7 +88,7 @@ def upstream_request_headers(
     content_length: bytes | None,
 ) -> list[Header]:
     """The headers sent to PostgREST for one request."""
-    dropped = HOP_BY_HOP | REPLACED | connection_tokens(headers)
+    dropped = REPLACED | connection_tokens(headers)
     out: list[Header] = []
     forwarded_for: list[bytes] = []
     original_host = b""
@@ -95,9 +96,9 @@ def upstream_request_headers(
         key = normalized_name(name)
         if key == b"host":
             original_host = value
-        if key in dropped:
+        if key in dropped or is_hop_by_hop(key):
             continue
-        if key in FORWARDING:
+        if is_forwarding(key):
             # Believed only from a trusted proxy, and only spelled exactly: an underscore
             # variant never comes from a proxy that follows the standards.
             if not (trusted_peer and name.lower() == key):
@@ -143,11 +144,11 @@ def downstream_response_headers(
     is kept as is.
     """
     materialized = list(headers)
-    dropped = HOP_BY_HOP | connection_tokens(materialized)
+    dropped = connection_tokens(materialized)
     out: list[Header] = []
     for name, value in materialized:
         key = name.lower()
-        if key in dropped or key.startswith(b"access-control-"):
+        if key in dropped or is_hop_by_hop(key) or key.startswith(b"access-control-"):
             continue
         if key in (b"location", b"content-location"):
             value = rewrite_location(value, prefix=prefix, upstream_origin=upstream_origin)

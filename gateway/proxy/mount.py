@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -49,6 +50,15 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyStalled(Exception):
+    pass
+
+
+# PostgREST copies every request header into request.headers for SQL; a client gets a few
+# dozen kilobytes of them, not the megabyte the HTTP server would accept.
+MAX_HEADER_BYTES = 32 * 1024
+
+
 def json_error(status: int, code: str, message: str) -> tuple[int, list[Header], bytes]:
     body = json.dumps({"code": code, "message": message}).encode()
     headers: list[Header] = [
@@ -73,6 +83,7 @@ class PostgrestMount:
         "_access_cookie",
         "_csrf_cookie",
         "_gateway_cookies",
+        "_idle",
         "_max_body",
         "_networks",
         "_prefix",
@@ -87,6 +98,7 @@ class PostgrestMount:
         self._prefix = settings.proxy_prefix.encode()
         self._upstream = settings.upstream_url
         self._max_body = settings.proxy_max_body
+        self._idle = settings.body_idle_timeout
         parts = urlsplit(settings.upstream_url)
         self._upstream_host = parts.netloc.encode()
         self._upstream_origin = f"{parts.scheme}://{parts.netloc}".encode()
@@ -112,6 +124,15 @@ class PostgrestMount:
                 400,
                 "invalid_path",
                 "The path may not contain '.' or '..' segments.",
+            )
+            return
+
+        if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
+            await _reply_error(
+                send,
+                431,
+                "request_header_fields_too_large",
+                f"The request headers may total at most {MAX_HEADER_BYTES} bytes.",
             )
             return
 
@@ -154,7 +175,7 @@ class PostgrestMount:
         url = self._upstream + (upstream_path + (b"?" + query if query else b"")).decode("latin-1")
 
         # 4. Up and back down, streaming both ways.
-        request_body = RequestBody(receive, self._max_body) if has_body else None
+        request_body = RequestBody(receive, self._max_body, self._idle) if has_body else None
         body = request_body.__aiter__() if request_body is not None else None
         try:
             async with runtime.http.request(
@@ -194,8 +215,13 @@ class PostgrestMount:
                 "upstream_timeout",
                 "PostgREST did not answer in time.",
             )
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, BodyStalled) as exc:
             if request_body is not None and request_body.disconnected:
+                return
+            if request_body is not None and request_body.stalled:
+                await _reply_error(
+                    send, 408, "request_timeout", "The request body stopped arriving.", close=True
+                )
                 return
             if request_body is not None and request_body.too_large:
                 await _reply_error(
@@ -269,18 +295,27 @@ class RequestBody:
     stream into its own, and the mount must still tell 413 and a vanished client apart.
     """
 
-    __slots__ = ("_limit", "_receive", "disconnected", "too_large")
+    __slots__ = ("_idle", "_limit", "_receive", "disconnected", "stalled", "too_large")
 
-    def __init__(self, receive: Receive, limit: int) -> None:
+    def __init__(self, receive: Receive, limit: int, idle: float) -> None:
         self._receive = receive
         self._limit = limit
+        self._idle = idle
         self.too_large = False
         self.disconnected = False
+        self.stalled = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         seen = 0
         while True:
-            message = await self._receive()
+            try:
+                # A client that stops sending mid-body (slowloris) would otherwise hold this
+                # connection and a pooled upstream connection for as long as it likes.
+                async with asyncio.timeout(self._idle):
+                    message = await self._receive()
+            except TimeoutError:
+                self.stalled = True
+                raise BodyStalled from None
             if message["type"] == "http.disconnect":
                 self.disconnected = True
                 raise ClientDisconnected
@@ -300,8 +335,13 @@ async def _reply(send: Send, status: int, headers: list[Header], body: bytes) ->
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _reply_error(send: Send, status: int, code: str, message: str) -> None:
-    await _reply(send, *json_error(status, code, message))
+async def _reply_error(
+    send: Send, status: int, code: str, message: str, *, close: bool = False
+) -> None:
+    status, headers, body = json_error(status, code, message)
+    if close:
+        headers.append((b"connection", b"close"))
+    await _reply(send, status, headers, body)
 
 
 __all__ = ["PostgrestMount"]
