@@ -65,12 +65,16 @@ def client_address(
     return str(client)
 
 
+# Cached: the same few peers ask again and again, and parsing showed up at ~7% of the proxy's
+# CPU in the benchmark profile (docs/benchmarks.md). Both functions are pure.
+@lru_cache(maxsize=4096)
 def _within(ip: Address, networks: Sequence[Network]) -> bool:
     # ``ip`` is already unmapped; a network written in the IPv4-mapped form still matches.
     mapped = ipaddress.IPv6Address(f"::ffff:{ip}") if ip.version == 4 else None
     return any(ip in network or (mapped is not None and mapped in network) for network in networks)
 
 
+@lru_cache(maxsize=4096)
 def _parse_address(text: str) -> Address | None:
     """``text`` as an IP address, an IPv4-mapped IPv6 address as IPv4; None when it is not one."""
     try:
