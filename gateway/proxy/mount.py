@@ -209,11 +209,18 @@ class PostgrestMount:
                 f"The request body may be at most {self._max_body} bytes.",
             )
         except TimeoutError:
+            if request_body is not None and request_body.stalled:
+                await _reply_error(
+                    send, 408, "request_timeout", "The request body stopped arriving.", close=True
+                )
+                return
+            # A body still unread would be taken for the next request: close the connection.
             await _reply_error(
                 send,
                 504,
                 "upstream_timeout",
                 "PostgREST did not answer in time.",
+                close=request_body is not None and not request_body.finished,
             )
         except (aiohttp.ClientError, BodyStalled) as exc:
             if request_body is not None and request_body.disconnected:
@@ -237,6 +244,7 @@ class PostgrestMount:
                 502,
                 "upstream_unavailable",
                 "PostgREST cannot be reached.",
+                close=request_body is not None and not request_body.finished,
             )
 
     def _authorize(
@@ -295,7 +303,7 @@ class RequestBody:
     stream into its own, and the mount must still tell 413 and a vanished client apart.
     """
 
-    __slots__ = ("_idle", "_limit", "_receive", "disconnected", "stalled", "too_large")
+    __slots__ = ("_idle", "_limit", "_receive", "disconnected", "finished", "stalled", "too_large")
 
     def __init__(self, receive: Receive, limit: int, idle: float) -> None:
         self._receive = receive
@@ -304,6 +312,7 @@ class RequestBody:
         self.too_large = False
         self.disconnected = False
         self.stalled = False
+        self.finished = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         seen = 0
@@ -327,6 +336,7 @@ class RequestBody:
             if chunk:
                 yield chunk
             if not message.get("more_body", False):
+                self.finished = True
                 return
 
 

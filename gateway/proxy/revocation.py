@@ -66,7 +66,7 @@ class Revocations:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
     async def sync(self) -> None:
@@ -112,10 +112,10 @@ class Revocations:
                     asyncpg_dsn(self._settings.database_url), timeout=10
                 )
                 await connection.add_listener(CHANNEL, lambda *_: self._changed.set())
-                await self.sync()  # whatever was missed while not listening
+                self._changed.set()  # re-sync at once: whatever was missed while not listening
                 while not connection.is_closed():
                     await self._wait_and_sync(RESYNC_SECONDS)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except Exception:  # noqa: BLE001 - this loop must outlive any store trouble
                 logger.warning("revocations: cannot LISTEN on the store; polling meanwhile")
                 for _ in range(int(RESYNC_SECONDS / POLL_SECONDS)):
                     await self._wait_and_sync(POLL_SECONDS)
