@@ -926,7 +926,7 @@ def findings(profile: Profile | None, reference: Aggregate | None, results: Resu
     addresses = profile.share(category_name="stdlib ipaddress") + profile.share(
         category_name="gateway: client address (gateway/client_address.py)"
     )
-    if addresses >= 0.01:
+    if addresses >= 0.02:
         lines.append(
             f"- **Client address**: {addresses:.0%} goes to `client_address()` and the stdlib "
             "`ipaddress` module (parsing the peer, and an IPv4-mapped IPv6 copy of it, on every "

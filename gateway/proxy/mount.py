@@ -108,16 +108,16 @@ class PostgrestMount:
         self._csrf_cookie = names.csrf.encode()
         self._gateway_cookies = frozenset(name.encode() for name in names.all)
 
-    def handles(self, path: str) -> bool:
-        prefix = self._prefix.decode()
-        return path == prefix or path.startswith(prefix + "/")
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         headers: list[Header] = scope["headers"]
         # 1. Where the request goes. (CORS, preflights included, is cors_middleware's job.)
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        upstream_path = raw_path[len(self._prefix) :] or b"/"
+        # raw_path is the path as sent (percent-escapes intact) and still holds the prefix;
+        # without it, Litestar's mount has already cut the prefix off scope["path"].
+        raw_path: bytes | None = scope.get("raw_path")
+        upstream_path = (
+            raw_path[len(self._prefix) :] if raw_path is not None else scope["path"].encode()
+        ) or b"/"
         if _escapes_mount(upstream_path):
             await _reply_error(
                 send,
@@ -168,7 +168,8 @@ class PostgrestMount:
             trusted_peer=trusted,
             authorization=authorization,
             cookie=strip_cookies(b"; ".join(cookies), self._gateway_cookies) if cookies else b"",
-            request_id=request_id_of(scope),
+            # The id RequestLog chose (and answers with), so both logs name one request.
+            request_id=_request_id(scope),
             content_length=content_length,
         )
         query: bytes = scope.get("query_string", b"")
@@ -277,6 +278,11 @@ class PostgrestMount:
                     "The X-CSRF-Token header is missing or does not match the CSRF cookie."
                 )
         return b"Bearer " + token.encode("latin-1")
+
+
+def _request_id(scope: Scope) -> bytes:
+    chosen = scope.get("state", {}).get("request_id")
+    return chosen.encode() if isinstance(chosen, str) else request_id_of(scope)
 
 
 def _first(headers: list[Header], name: bytes) -> bytes | None:

@@ -442,3 +442,9 @@ def test_the_gateway_recovers_when_postgrest_comes_back(
 
     assert down.status_code == 502
     assert back.status_code == 200
+
+
+def test_postgrest_sees_the_same_request_id_the_client_gets(proxy: str) -> None:
+    response = httpx.get(f"{proxy}/rest/rpc/echo_request", headers=bearer(sign_in(proxy)))
+
+    assert response.json()["headers"]["x-request-id"] == response.headers["x-request-id"]
