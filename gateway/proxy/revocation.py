@@ -112,10 +112,11 @@ class Revocations:
                     asyncpg_dsn(self._settings.database_url), timeout=10
                 )
                 await connection.add_listener(CHANNEL, lambda *_: self._changed.set())
-                self._changed.set()  # re-sync at once: whatever was missed while not listening
+                with contextlib.suppress(Exception):  # e.g. a store not yet migrated
+                    await self.sync()  # whatever was missed while not listening
                 while not connection.is_closed():
                     await self._wait_and_sync(RESYNC_SECONDS)
-            except Exception:  # noqa: BLE001 - this loop must outlive any store trouble
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                 logger.warning("revocations: cannot LISTEN on the store; polling meanwhile")
                 for _ in range(int(RESYNC_SECONDS / POLL_SECONDS)):
                     await self._wait_and_sync(POLL_SECONDS)
