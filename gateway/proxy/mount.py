@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from functools import lru_cache
 from typing import Any
@@ -200,52 +201,48 @@ class PostgrestMount:
                     async for chunk in answer.content.iter_chunked(CHUNK):
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except ClientDisconnected:
+        except (
+            ClientDisconnected,
+            BodyTooLarge,
+            BodyStalled,
+            TimeoutError,
+            aiohttp.ClientError,
+        ) as exc:
+            _drop_tracebacks(exc)
+            await self._reply_failure(send, exc, request_body)
+
+    async def _reply_failure(
+        self, send: Send, exc: Exception, request_body: RequestBody | None
+    ) -> None:
+        """Answer a request that did not make it to PostgREST and back.
+
+        aiohttp wraps exceptions from the body stream in its own, so what went wrong with the
+        body is read from ``request_body``. Whenever part of the body is still unread, the
+        answer closes the connection: those bytes would otherwise be taken for the next request.
+        """
+        unread = request_body is not None and not request_body.finished
+        if request_body is not None and request_body.disconnected:
             return
-        except BodyTooLarge:
+        if request_body is not None and request_body.stalled:
+            await _reply_error(
+                send, 408, "request_timeout", "The request body stopped arriving.", close=True
+            )
+        elif isinstance(exc, BodyTooLarge) or (request_body is not None and request_body.too_large):
             await _reply_error(
                 send,
                 413,
                 "payload_too_large",
                 f"The request body may be at most {self._max_body} bytes.",
+                close=unread,
             )
-        except TimeoutError:
-            if request_body is not None and request_body.stalled:
-                await _reply_error(
-                    send, 408, "request_timeout", "The request body stopped arriving.", close=True
-                )
-                return
-            # A body still unread would be taken for the next request: close the connection.
+        elif isinstance(exc, TimeoutError):
             await _reply_error(
-                send,
-                504,
-                "upstream_timeout",
-                "PostgREST did not answer in time.",
-                close=request_body is not None and not request_body.finished,
+                send, 504, "upstream_timeout", "PostgREST did not answer in time.", close=unread
             )
-        except (aiohttp.ClientError, BodyStalled) as exc:
-            if request_body is not None and request_body.disconnected:
-                return
-            if request_body is not None and request_body.stalled:
-                await _reply_error(
-                    send, 408, "request_timeout", "The request body stopped arriving.", close=True
-                )
-                return
-            if request_body is not None and request_body.too_large:
-                await _reply_error(
-                    send,
-                    413,
-                    "payload_too_large",
-                    f"The request body may be at most {self._max_body} bytes.",
-                )
-                return
+        else:
             logger.warning("upstream failed: %s", type(exc).__name__)
             await _reply_error(
-                send,
-                502,
-                "upstream_unavailable",
-                "PostgREST cannot be reached.",
-                close=request_body is not None and not request_body.finished,
+                send, 502, "upstream_unavailable", "PostgREST cannot be reached.", close=unread
             )
 
     def _authorize(
@@ -344,6 +341,25 @@ class RequestBody:
             if not message.get("more_body", False):
                 self.finished = True
                 return
+
+
+def _drop_tracebacks(exc: BaseException) -> None:
+    """Cut the tracebacks of ``exc`` and the exceptions chained to it.
+
+    aiohttp keeps the exception it raised in a frame that its own traceback holds, a cycle
+    that only the cyclic garbage collector frees. Until then the cycle holds this request's
+    frames, hence the server's ``receive``, and Granian keeps a connection open while its
+    request body can still be read: a stalled client's connection stayed open after the 408
+    that said ``Connection: close``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+            current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 async def _reply(send: Send, status: int, headers: list[Header], body: bytes) -> None:
