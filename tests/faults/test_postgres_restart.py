@@ -1,8 +1,8 @@
 """The gateway's PostgreSQL store stopped and started again under a running gateway.
 
-The store is a throwaway cluster of its own, so that it can be stopped. Proxying with
-still-valid tokens during the outage is not tested here: PostgREST would need a database too,
-and on this one cluster it is down as well.
+The store is a throwaway cluster of its own, so that it can be stopped. For proxying during the
+outage, PostgREST serves the e2e database on the other server (the tests' usual one), with the
+same keystore as the gateway: the store goes away, the database behind PostgREST does not.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 
-from tests.faults.conftest import PASSWORD, cli_process
+from tests.faults.conftest import PASSWORD, Served, cli_process
 from tests.support.postgres import PostgresMissing, find_server_binaries, throwaway_cluster
+from tests.support.postgrest import PostgREST
 from tests.support.server import run_gateway
 
 RECOVERY_DEADLINE = 20.0
@@ -127,3 +129,50 @@ def test_postgres_stopped_gives_503_store_unavailable_and_login_recovers_when_it
     assert refused.status_code == 503, refused.text
     assert refused.json()["code"] == "store_unavailable"
     assert ready.json()["checks"]["store"] == "ok", ready.text
+
+
+def test_postgres_stopped_proxying_with_still_valid_tokens_keeps_working(
+    cluster: Cluster, served: Served, postgrest: PostgREST, tmp_path: Path
+) -> None:
+    """Tokens are verified without the store, and the revocation set keeps its last known state
+    (nobody can revoke anything while the store is down), so requests with tokens issued before
+    the outage still reach PostgREST; only sign-in waits for the store."""
+    env = {
+        **served.env,
+        "GATEWAY_DATABASE_URL": cluster.url.replace("postgresql://", "postgresql+asyncpg://"),
+        "GATEWAY_UPSTREAM_URL": postgrest.url,
+    }
+    assert cli_process(env, tmp_path, "db", "upgrade").returncode == 0
+    created = cli_process(
+        env, tmp_path, "users", "create", "ada@example.com", "--password-stdin", stdin=PASSWORD
+    )
+    assert created.returncode == 0, created.stderr
+
+    with run_gateway(env, cwd=tmp_path) as base:
+        signed_in = login(base)
+        assert signed_in.status_code == 200, signed_in.text
+        token = signed_in.json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"{base}/rest/rpc/echo_request"
+        before = httpx.get(url, headers=headers, timeout=CLIENT_TIMEOUT)
+
+        cluster.stop()
+        try:
+            refused = login(base)
+            # Long enough for the revocation listener to lose its connection and fall back.
+            during = []
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                during.append(httpx.get(url, headers=headers, timeout=CLIENT_TIMEOUT))
+                time.sleep(0.2)
+        finally:
+            cluster.start()
+
+    assert before.status_code == 200, before.text
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "store_unavailable"
+    assert len(during) >= 5
+    assert [r.status_code for r in during] == [200] * len(during), during[-1].text
+    # PostgREST saw the token's own claims: it was this token that went through.
+    sent = jwt.decode(token, options={"verify_signature": False})
+    assert [r.json()["claims"]["jti"] for r in during] == [sent["jti"]] * len(during)
