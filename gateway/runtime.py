@@ -42,7 +42,9 @@ class Runtime:
         # No connection to the store is made here: a store that is down at start-up makes
         # /readyz answer 503 until it comes back, instead of a crash loop.
         engine = make_engine(settings)
-        passwords = PasswordHashing(workers=settings.password_hash_workers)
+        passwords = PasswordHashing(
+            workers=settings.password_hash_workers, niceness=settings.password_hash_niceness
+        )
         await asyncio.to_thread(ensure_keystore, settings)
         keys = KeyRingHolder(settings)
         await keys.start()

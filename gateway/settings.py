@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     cookie_secure: bool = True
     password_min_length: int = Field(default=8, ge=8, le=256)
     password_hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=64)
+    password_hash_niceness: int = Field(default=10, ge=0, le=19)
     trusted_proxies: Annotated[list[str], NoDecode] = []
     refresh_reuse_grace: int = Field(default=10, ge=0, le=120)
     login_max_failures: int = Field(default=5, ge=1, le=1000)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -82,3 +84,23 @@ async def test_hashing_leaves_the_event_loop_free_for_other_work(
     assert (await hashing).startswith("$argon2id$")
     # Had the hash run on the loop, it would have finished within its first step.
     assert turns_while_hashing > 10
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no per-thread nice values here")
+async def test_hashing_threads_run_at_a_lower_cpu_priority_than_the_event_loop() -> None:
+    """A login storm must not take the cores from proxied requests (docs/benchmarks.md)."""
+    hashing = PasswordHashing(workers=1, niceness=7)
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    before = set(threading.enumerate())
+    try:
+        await hashing.hash("correct horse battery")
+        # This pool's thread: other tests' pools may still have threads of the same name.
+        workers = [t for t in set(threading.enumerate()) - before if t.name.startswith("argon2")]
+        assert workers, "the pool started no thread"
+        for thread in workers:
+            assert thread.native_id is not None
+            niceness = os.getpriority(os.PRIO_PROCESS, thread.native_id)
+            assert niceness == min(19, loop_niceness + 7)
+    finally:
+        hashing.close()
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_niceness
