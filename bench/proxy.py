@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import functools
 import json
 import os
 import platform
@@ -45,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -63,6 +66,10 @@ if str(REPO_ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
+from bench import tokens as token_bench  # noqa: E402
+from bench.logins import LoginFailed, LoginStats, sign_in_for  # noqa: E402
+from bench.nginx import NginxDidNotStart, nginx_binary, nginx_version, run_nginx  # noqa: E402
+from bench.plot import PERCENTILES, Panel, plot_available, write_png  # noqa: E402
 from tests.support.postgres import (  # noqa: E402
     PostgresMissing,
     fresh_database,
@@ -78,11 +85,13 @@ from tests.support.postgrest import (  # noqa: E402
 from tests.support.server import GatewayDidNotStart, run_gateway  # noqa: E402
 
 REPORT = REPO_ROOT / "docs" / "benchmarks.md"
+PLOT = REPO_ROOT / "docs" / "benchmarks.png"
 PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway account in a throwaway database
 EMAIL = "bench@example.com"
 ROWS = 100
 TARGET_RATIO = 0.90
 TARGET_ADDED_P50_MS = 1.0
+TARGET_STORM_P99 = 2.0
 PROFILE_RATE = 200
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -90,14 +99,25 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
+  local curve = {}
+  for _, q in ipairs({@PERCENTILES@}) do
+    curve[#curve + 1] = string.format("%d", latency:percentile(q))
+  end
   io.write(string.format(
     "BENCH {\\"requests\\": %d, \\"duration_us\\": %d, \\"bytes\\": %d, " ..
     "\\"p50_us\\": %d, \\"p90_us\\": %d, \\"p99_us\\": %d, \\"max_us\\": %d, " ..
-    "\\"connect\\": %d, \\"read\\": %d, \\"write\\": %d, \\"status\\": %d, \\"timeout\\": %d}\\n",
+    "\\"connect\\": %d, \\"read\\": %d, \\"write\\": %d, \\"status\\": %d, " ..
+    "\\"timeout\\": %d, \\"curve_us\\": [%s]}\\n",
     summary.requests, summary.duration, summary.bytes,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    e.connect, e.read, e.write, e.status, e.timeout))
+    e.connect, e.read, e.write, e.status, e.timeout, table.concat(curve, ",")))
 end
+""".replace("@PERCENTILES@", ", ".join(f"{p:g}" for p in PERCENTILES))
+# A request other than GET: wrk sends the same method, body and headers every time.
+WRK_REQUEST = """
+wrk.method = "@METHOD@"
+wrk.body = '@BODY@'
+wrk.headers["Content-Type"] = "application/json"
 """
 
 
@@ -207,6 +227,7 @@ UPSTREAMS = {
     ),
 }
 LEVELS = ("warning", "info")
+NGINX = "nginx"
 
 
 @dataclass(frozen=True)
@@ -224,12 +245,17 @@ class Deployment:
     postgrest: PostgREST
     gateways: dict[str, str]
     """Log level → the base URL of a gateway in front of this PostgREST."""
+    nginx: tuple[str, int] | None
+    """nginx in front of this PostgREST (base URL, master pid), when nginx is installed."""
 
     def targets(self) -> dict[str, Target]:
         found = {"direct": Target("direct", self.postgrest.url, (self.postgrest.process.pid,))}
         for level, url in self.gateways.items():
             name = f"gateway ({level})"
             found[name] = Target(name, f"{url}/rest", tuple(process_tree(gateway_pid(url))))
+        if self.nginx is not None:
+            url, pid = self.nginx
+            found[NGINX] = Target(NGINX, f"{url}/rest", tuple(process_tree(pid)))
         return found
 
 
@@ -238,6 +264,8 @@ class Stack:
     deployments: list[Deployment]
     token: str
     row_id: int
+    organization_id: int
+    database_url: str
     postgres_version: str
     workdir: Path
 
@@ -278,8 +306,11 @@ def drop_roles(admin_url: str, roles: Sequence[str]) -> None:
 
 
 @contextmanager
-def running_stack(stack: ExitStack, upstreams: Sequence[Upstream]) -> Iterator[Stack]:
-    """Database, roles, keys, and per upstream a PostgREST and two gateways; removed on exit."""
+def running_stack(
+    stack: ExitStack, upstreams: Sequence[Upstream], nginx: str | None
+) -> Iterator[Stack]:
+    """Database, roles, keys, and per upstream a PostgREST, two gateways and (with ``nginx``)
+    an nginx; removed on exit."""
     suffix = secrets.token_hex(4)
     anon, member, authenticator = (f"bench_{n}_{suffix}" for n in ("anon", "member", "auth"))
     binary = postgrest_binary()  # first: it may have to be downloaded
@@ -365,7 +396,12 @@ def running_stack(stack: ExitStack, upstreams: Sequence[Upstream]) -> Iterator[S
             )
             for level in LEVELS
         }
-        deployments.append(Deployment(upstream, postgrest, gateways))
+        proxy = None
+        if nginx is not None:
+            proxy = stack.enter_context(
+                run_nginx(nginx, postgrest.url, workdir / f"nginx-{upstream.key}")
+            )
+        deployments.append(Deployment(upstream, postgrest, gateways, proxy))
     answer = httpx.post(
         f"{deployments[0].gateways[LEVELS[0]]}/auth/login",
         json={"email": EMAIL, "password": PASSWORD},
@@ -377,6 +413,8 @@ def running_stack(stack: ExitStack, upstreams: Sequence[Upstream]) -> Iterator[S
         deployments=deployments,
         token=str(answer.json()["access_token"]),
         row_id=row_id,
+        organization_id=org_id,
+        database_url=url,
         postgres_version=postgres_version,
         workdir=workdir,
     )
@@ -392,6 +430,18 @@ class Scenario:
     path: str
     connections: int
     headers: tuple[str, ...] = ()
+    method: str = "GET"
+    body: str = ""
+    status: int = 200
+
+    def script(self, folder: Path) -> Path:
+        """The wrk script: the request (unless a plain GET) and the line wrk ends with."""
+        path = folder / f"wrk-{self.key}.lua"
+        request = ""
+        if self.method != "GET":
+            request = WRK_REQUEST.replace("@METHOD@", self.method).replace("@BODY@", self.body)
+        path.write_text(request + WRK_DONE)
+        return path
 
 
 @dataclass(frozen=True)
@@ -411,6 +461,8 @@ class Run:
     work of others, since the benchmark sends nothing then."""
     busy: float
     """The machine's busy share during the run."""
+    curve_ms: tuple[float, ...]
+    """Latency at each of bench.plot.PERCENTILES."""
 
 
 @dataclass(frozen=True)
@@ -445,19 +497,19 @@ def wrk_command(
 
 
 def run_wrk(
-    wrk: str, script: Path, url: str, *, token: str, scenario: Scenario, threads: int, seconds: int
-) -> dict[str, int]:
+    wrk: str, folder: Path, url: str, *, token: str, scenario: Scenario, threads: int, seconds: int
+) -> dict[str, Any]:
     command = wrk_command(
         wrk, url, token=token, scenario=scenario, threads=threads, seconds=seconds
     )
-    command[1:1] = ["--latency", "-s", str(script)]
+    command[1:1] = ["--latency", "-s", str(scenario.script(folder))]
     result = subprocess.run(  # noqa: S603 - the wrk found on PATH
         command, capture_output=True, text=True, check=False
     )
     line = next((x for x in result.stdout.splitlines() if x.startswith("BENCH ")), None)
     if result.returncode != 0 or line is None:
         raise BenchFailed(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    numbers: dict[str, int] = json.loads(line.removeprefix("BENCH "))
+    numbers: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
     if numbers["status"]:
         raise BenchFailed(f"{numbers['status']} answers with status >= 400 from {url}")
     if numbers["requests"] == 0:
@@ -467,7 +519,7 @@ def run_wrk(
 
 def measure(
     wrk: str,
-    script: Path,
+    folder: Path,
     upstream: Upstream,
     scenario: Scenario,
     target: Target,
@@ -483,7 +535,7 @@ def measure(
     cpu_before, jiffies_before = cpu_seconds(target.pids), machine_jiffies()
     numbers = run_wrk(
         wrk,
-        script,
+        folder,
         target.base + scenario.path,
         token=token,
         scenario=scenario,
@@ -506,6 +558,7 @@ def measure(
         cpu_us_per_request=(cpu_after - cpu_before) / requests * 1e6,
         background=max(before, after),
         busy=busy_between(jiffies_before, jiffies_after),
+        curve_ms=tuple(us / 1000 for us in numbers["curve_us"]),
     )
 
 
@@ -518,8 +571,16 @@ def aggregate(runs: Sequence[Run]) -> Aggregate:
     )
 
 
+INSERTED = "bench insert"
+
+
+def remove_inserted(stack: Stack) -> None:
+    """The insert scenario's rows go again, so the 100-row list stays 100 rows."""
+    fetch(stack.database_url, "DELETE FROM public.projects WHERE name = $1", INSERTED)
+
+
 def check_answers(stack: Stack, scenarios: Sequence[Scenario]) -> None:
-    """Direct and via every gateway, each scenario answers 200 with the same rows."""
+    """Direct and via every proxy, each scenario gets its status and the same rows."""
     for scenario in scenarios:
         headers = {"Authorization": f"Bearer {stack.token}"}
         for header in scenario.headers:
@@ -529,12 +590,24 @@ def check_answers(stack: Stack, scenarios: Sequence[Scenario]) -> None:
         for deployment in stack.deployments:
             for target in deployment.targets().values():
                 url = target.base + scenario.path
-                answer = httpx.get(url, headers=headers, timeout=10)
-                if answer.status_code != 200:
-                    raise BenchFailed(f"GET {url}: {answer.status_code} {answer.text}")
-                answers.append((answer.json(), answer.headers.get("content-range")))
+                if scenario.method == "GET":
+                    answer = httpx.get(url, headers=headers, timeout=10)
+                else:
+                    headers["Content-Type"] = "application/json"
+                    answer = httpx.request(
+                        scenario.method, url, headers=headers, content=scenario.body, timeout=10
+                    )
+                if answer.status_code != scenario.status:
+                    raise BenchFailed(
+                        f"{scenario.method} {url}: {answer.status_code} {answer.text[:300]}"
+                    )
+                if scenario.method == "GET":
+                    answers.append((answer.json(), answer.headers.get("content-range")))
+        if scenario.method != "GET":
+            remove_inserted(stack)
+            continue
         if any(answer != answers[0] for answer in answers):
-            raise BenchFailed(f"{scenario.title}: the answers through the gateway differ")
+            raise BenchFailed(f"{scenario.title}: the answers through the proxies differ")
         rows, content_range = answers[0]
         expected = 1 if "id=eq." in scenario.path else ROWS
         if not isinstance(rows, list) or len(rows) != expected:
@@ -717,7 +790,7 @@ class Machine:
     versions: str
 
 
-def machine(stack: Stack, wrk: str) -> Machine:
+def machine(stack: Stack, wrk: str, nginx: str | None) -> Machine:
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -735,6 +808,7 @@ def machine(stack: Stack, wrk: str) -> Machine:
             f"Litestar {version('litestar')}",
             f"aiohttp {version('aiohttp')}",
             wrk_version(wrk),
+            f"nginx {nginx_version(nginx)}" if nginx else "nginx not installed",
         ]
     )
     return Machine(
@@ -775,26 +849,27 @@ Results = dict[tuple[str, str, str], Aggregate]
 def comparisons(
     upstreams: Sequence[Upstream], scenarios: Sequence[Scenario], results: Results
 ) -> Iterator[tuple[Upstream, Scenario, str, Aggregate, Aggregate]]:
+    """(upstream, scenario, proxy, PostgREST direct, through that proxy) for every proxy."""
     for upstream in upstreams:
         for scenario in scenarios:
             direct = results[(upstream.key, scenario.key, "direct")]
-            for level in LEVELS:
-                via = results[(upstream.key, scenario.key, f"gateway ({level})")]
-                yield upstream, scenario, level, direct, via
+            for (u, s, target), via in results.items():
+                if (u, s) == (upstream.key, scenario.key) and target != "direct":
+                    yield upstream, scenario, target, direct, via
 
 
 def results_table(
     upstreams: Sequence[Upstream], scenarios: Sequence[Scenario], results: Results
 ) -> list[str]:
     lines = [
-        "| upstream | scenario | gateway log level | req/s direct | req/s via gateway | ratio "
-        "| p50 direct | p50 gateway | p99 direct | p99 gateway | added p50 "
-        "| CPU/request PostgREST, gateway |",
+        "| upstream | scenario | through | req/s direct | req/s through | ratio "
+        "| p50 direct | p50 through | p99 direct | p99 through | added p50 "
+        "| CPU/request PostgREST, proxy |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for upstream, scenario, level, direct, via in comparisons(upstreams, scenarios, results):
+    for upstream, scenario, proxy, direct, via in comparisons(upstreams, scenarios, results):
         lines.append(
-            f"| {upstream.title} | {scenario.title} | {level} | {direct.rps:,.0f} "
+            f"| {upstream.title} | {scenario.title} | {proxy} | {direct.rps:,.0f} "
             f"| {via.rps:,.0f} | **{via.rps / direct.rps:.0%}** | {ms(direct.p50_ms)} ms "
             f"| {ms(via.p50_ms)} ms | {ms(direct.p99_ms)} ms | {ms(via.p99_ms)} ms "
             f"| **{via.p50_ms - direct.p50_ms:+.2f} ms** "
@@ -807,11 +882,13 @@ def targets_lines(
     upstreams: Sequence[Upstream], scenarios: Sequence[Scenario], results: Results
 ) -> list[str]:
     lines = []
-    for upstream, scenario, level, direct, via in comparisons(upstreams, scenarios, results):
+    for upstream, scenario, proxy, direct, via in comparisons(upstreams, scenarios, results):
+        if proxy == NGINX:
+            continue
         ratio = via.rps / direct.rps
         added = via.p50_ms - direct.p50_ms
         lines.append(
-            f"- {upstream.title}, {scenario.title}, log level {level}: throughput "
+            f"- {upstream.title}, {scenario.title}, {proxy}: throughput "
             f"{ratio:.0%} of direct ({'meets' if ratio >= TARGET_RATIO else 'misses'} "
             f"≥ {TARGET_RATIO:.0%}); p50 {added:+.2f} ms "
             f"({'meets' if added < TARGET_ADDED_P50_MS else 'misses'} "
@@ -947,16 +1024,17 @@ class Outcome:
     profile: Profile | None
     profile_note: str
     reference: Aggregate | None
+    logins: list[SignIns]
+    storm: Storm
+    token_rates: list[token_bench.TokenRates]
+    with_nginx: bool
     started: datetime
     revision: str
     """The commit when the processes started (they load the code then), not when it ended."""
     minutes: float
 
 
-def render(outcome: Outcome) -> str:
-    args, box = outcome.args, outcome.box
-    titles = {s.key: s.title for s in outcome.scenarios}
-    titles.update({u.key: u.title for u in outcome.upstreams})
+def options_of(args: argparse.Namespace) -> str:
     options = f"--duration {args.duration} --connections {args.connections}"
     if args.rounds != 3:
         options += f" --rounds {args.rounds}"
@@ -964,67 +1042,188 @@ def render(outcome: Outcome) -> str:
         options += f" --warmup {args.warmup}"
     if args.upstreams != ",".join(UPSTREAMS):
         options += f" --upstreams {args.upstreams}"
+    if args.no_nginx:
+        options += " --no-nginx"
     if args.profile:
         options += f" --profile {args.profile}"
     if args.quiet != 25 or args.patience != 20:
         options += f" --quiet {args.quiet} --patience {args.patience:g}"
+    return options
+
+
+def sign_in_lines(logins: Sequence[SignIns]) -> list[str]:
+    lines = [
+        "| clients | sign-ins per second | p50 | p99 | gateway CPU per sign-in |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for entry in logins:
+        stats = entry.stats
+        lines.append(
+            f"| {stats.clients} | {stats.per_second:,.1f} | {ms(stats.p50_ms)} ms "
+            f"| {ms(stats.percentile(0.99))} ms | {entry.cpu_ms_per_login:,.1f} ms |"
+        )
+    return lines
+
+
+def storm_lines(storm: Storm, storm_logins: int) -> list[str]:
+    idle, busy = aggregate(storm.idle), aggregate(storm.storm)
+    ratio = busy.p99_ms / idle.p99_ms
+    logins = statistics.median(s.per_second for s in storm.logins)
+    verdict = "meets" if ratio <= TARGET_STORM_P99 else "misses"
+    return [
+        "| gateway (warning), " + storm.scenario.title + " | req/s | p50 | p99 |",
+        "| --- | ---: | ---: | ---: |",
+        f"| alone | {idle.rps:,.0f} | {ms(idle.p50_ms)} ms | {ms(idle.p99_ms)} ms |",
+        f"| beside {storm_logins} clients signing in back to back ({logins:,.1f} sign-ins/s) "
+        f"| {busy.rps:,.0f} | {ms(busy.p50_ms)} ms | {ms(busy.p99_ms)} ms |",
+        "",
+        f"p99 under the login storm is **{ratio:.1f}x** its p99 alone ({verdict} the target "
+        f"of ≤ {TARGET_STORM_P99:g}x; medians of {len(storm.idle)} rounds, alone and beside "
+        "the storm in turn).",
+    ]
+
+
+def panels_of(outcome: Outcome) -> list[Panel]:
+    """One panel per upstream and scenario (the round with the median throughput of each
+    target), and one for the login storm."""
+
+    def median_run(runs: Sequence[Run]) -> Run:
+        return sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+
+    panels = []
+    for upstream in outcome.upstreams:
+        for scenario in outcome.scenarios:
+            curves: dict[str, Sequence[float]] = {}
+            for target in dict.fromkeys(r.target for r in outcome.runs):
+                mine = [
+                    r
+                    for r in outcome.runs
+                    if (r.upstream, r.scenario, r.target) == (upstream.key, scenario.key, target)
+                ]
+                if mine:
+                    curves[target] = median_run(mine).curve_ms
+            short = "PostgREST, JWT cache" if upstream.key == "jwt-cache" else "PostgREST"
+            panels.append(Panel(f"{short}: {scenario.title}", curves))
+    storm = outcome.storm
+    panels.append(
+        Panel(
+            f"gateway (warning), {storm.scenario.title}: alone and beside a login storm",
+            {
+                "alone": median_run(storm.idle).curve_ms,
+                "login storm": median_run(storm.storm).curve_ms,
+            },
+        )
+    )
+    return panels
+
+
+def render(outcome: Outcome, plot: str | None) -> str:
+    args, box = outcome.args, outcome.box
+    titles = {s.key: s.title for s in outcome.scenarios}
+    titles.update({u.key: u.title for u in outcome.upstreams})
+    titles["storm"] = outcome.storm.scenario.title
     quiet = args.quiet / 100
     noisy = sum(r.background > quiet for r in outcome.runs)
+    nginx_text = (
+        ", and nginx (one worker, keep-alive to PostgREST, no access log: a plain reverse proxy "
+        "that checks nothing, the floor for any proxy)"
+        if outcome.with_nginx
+        else " (nginx was not installed, so the nginx rows are missing: `apt-get install "
+        "nginx-light`)"
+    )
     lines = [
-        "# Proxy benchmark: PostgREST direct and through the gateway",
+        "# Benchmark: PostgREST direct, through the gateway, through nginx",
         "",
-        "Written by `bench/proxy.py`; to measure again (and replace this file), from the "
-        "repository root:",
+        "Written by `bench/proxy.py`; to measure again (and replace this file and "
+        "docs/benchmarks.png), from the repository root:",
         "",
         "```sh",
-        "uv run python bench/proxy.py [--duration 10] [--connections 32] [--profile 8]",
+        "uv run --group bench python bench/proxy.py [--duration 10] [--connections 32] "
+        "[--profile 8]",
         "```",
         "",
-        "It needs `wrk` (`apt-get install wrk`) and PostgreSQL (as for the tests). It creates a "
-        "database, three roles, a keystore, PostgREST 12.0.2 and `gateway serve` processes, and "
-        "removes all of them afterwards (on error and Ctrl-C too). `--profile 8` adds a py-spy "
-        "profile (`python3 -m pip install --target /tmp/pyspy py-spy`). `--help` lists the "
-        "rest.",
+        "It needs `wrk` (`apt-get install wrk`), PostgreSQL (as for the tests) and, for the "
+        "nginx rows, nginx (`apt-get install nginx-light`; without it those rows are left out). "
+        "It creates a database, three roles, a keystore, PostgREST 12.0.2, `gateway serve` "
+        "and nginx processes, and removes all of them afterwards (on error and Ctrl-C too). "
+        "The `bench` dependency group brings matplotlib for the plot. `--profile 8` adds a "
+        "py-spy profile (`python3 -m pip install --target /tmp/pyspy py-spy`). `--help` lists "
+        "the rest.",
         "",
         "**Absolute numbers are this machine's** and move with whatever else runs on it: the "
-        f"load generator, PostgreSQL, PostgREST and the gateway share its {box.nproc} cores, "
-        "so every cycle the gateway spends is taken from PostgREST. **The ratios are the "
+        f"load generator, PostgreSQL, PostgREST and the proxies share its {box.nproc} cores, "
+        "so every cycle a proxy spends is taken from PostgREST. **The ratios are the "
         "headline**, with the CPU time per request, which depends least on the rest of the "
         f"machine. Targets (from the issue): through the gateway at least {TARGET_RATIO:.0%} "
-        f"of PostgREST's direct throughput, and less than {TARGET_ADDED_P50_MS:g} ms added at "
-        "p50.",
+        f"of PostgREST's direct throughput and less than {TARGET_ADDED_P50_MS:g} ms added at "
+        f"p50; p99 under a login storm at most {TARGET_STORM_P99:g}x its p99 alone; a repeated "
+        f"token verified in at most {token_bench.TARGET_CACHED_US:g} µs.",
         "",
-        "## Results",
+        "## Proxying",
         "",
         f"Measured {outcome.started:%Y-%m-%d %H:%M} UTC at commit {outcome.revision} with "
-        f"`uv run python bench/proxy.py {options}` ({outcome.minutes:.1f} minutes): per "
-        f"upstream and scenario, a {args.warmup} s warm-up of each target, then "
-        f"{args.rounds} rounds of {args.duration} s against PostgREST direct, the gateway at "
-        "log level `warning`, and the gateway at the default `info` (one log line per "
-        "request), interleaved in alternating order; the table holds the medians over the "
-        f"rounds. wrk runs {args.threads} thread; every request carries the same bearer token "
-        "from `POST /auth/login`, so the gateway's verified-token cache answers, as it does "
-        "for any client that reuses its token.",
+        f"`uv run --group bench python bench/proxy.py {options_of(args)}` "
+        f"({outcome.minutes:.1f} minutes in all): per upstream and scenario, a {args.warmup} s "
+        f"warm-up of each target, then {args.rounds} rounds of {args.duration} s against "
+        "PostgREST direct, the gateway at log level `warning`, the gateway at the default "
+        f"`info` (one log line per request){nginx_text}, interleaved in alternating order; "
+        f"the table holds the medians over the rounds. wrk runs {args.threads} thread; every "
+        "request carries the same bearer token from `POST /auth/login`, so the gateway's "
+        "verified-token cache answers, as it does for any client that reuses its token. The "
+        "insert is `POST /projects` with `Prefer: return=minimal` under the example's "
+        "row-level security (its rows are deleted after each upstream).",
         "",
         *results_table(outcome.upstreams, outcome.scenarios, outcome.results),
         "",
         "- **Two upstreams.** PostgREST 12 checks the JWT's ES256 signature on every request "
         "unless `jwt-cache-max-lifetime` is set, and compose.yaml does not set it. That check "
         "dominates PostgREST's own cost (compare its CPU per request in the two upstreams), "
-        "which makes any gateway look cheap next to it. The second upstream, with PostgREST's "
-        "JWT cache on, is the stricter measure of what the gateway adds.",
-        "- *added p50* is the gateway's p50 minus PostgREST's. Under a saturating load it is "
+        "which makes any proxy look cheap next to it. The second upstream, with PostgREST's "
+        "JWT cache on, is the stricter measure of what a proxy adds.",
+        "- *added p50* is the proxy's p50 minus PostgREST's. Under a saturating load it is "
         "mostly queueing (the throughput gap seen as latency); the one-connection rows are the "
-        "latency the gateway adds to one request.",
+        "latency a proxy adds to one request.",
         "- *CPU/request* is user + system CPU time (from /proc) divided by the requests "
-        "served: PostgREST's own in the direct runs, the gateway's processes' in the gateway "
-        "runs (in those, PostgREST spends its direct-run CPU on top).",
+        "served: PostgREST's own in the direct runs, the proxy's processes' in the others "
+        "(in those, PostgREST spends its direct-run CPU on top).",
         "- Other work on the machine: before each run the benchmark waits (up to "
         f"{args.patience:g} s) for the machine to be at most {quiet:.0%} busy, and it measures "
         "how busy the machine is in the half seconds before and after each run, when the "
         f"benchmark sends nothing. {noisy} of {len(outcome.runs)} runs saw more than "
         f"{quiet:.0%} (*other work* in the table of every round); interleaving spreads that "
         "over all targets alike, and CPU time per request is the least affected.",
+        "",
+    ]
+    if plot:
+        lines += [
+            f"![Latency by percentile, per scenario and target]({plot})",
+            "",
+            "Latency by percentile (log scale; each *nine* gets the same width) of the round "
+            "with the median throughput of each target.",
+            "",
+        ]
+    else:
+        lines += ["No plot: matplotlib is missing (run with `uv run --group bench`).", ""]
+    lines += [
+        "## Sign-in",
+        "",
+        f"`POST /auth/login` through the gateway (warning), clients signing in back to back "
+        f"for {args.duration} s each (argon2id with the gateway's defaults, in its thread "
+        "pool; every sign-in also writes a session and an audit event).",
+        "",
+        *sign_in_lines(outcome.logins),
+        "",
+        "## Proxying beside a login storm",
+        "",
+        *storm_lines(outcome.storm, args.storm_logins),
+        "",
+        "## Tokens",
+        "",
+        "In the benchmark's own process, one thread, so per core (`bench/tokens.py`): tokens "
+        "shaped as the gateway issues them, signed; distinct tokens verified (all checks, what "
+        "a token costs the first time); one token verified again through the proxy's cache.",
+        "",
+        *token_bench.table(outcome.token_rates),
         "",
         "### Against the targets",
         "",
@@ -1035,14 +1234,15 @@ def render(outcome: Outcome) -> str:
         f"- `nproc` {box.nproc}; CPU {box.cpu_model}; memory {box.memory}; Linux {box.kernel}",
         f"- Python {box.python}; {box.versions}",
         f"- The load generator (wrk, {args.threads} thread) shares the {box.nproc} cores with "
-        "PostgreSQL, PostgREST and the gateway.",
+        "PostgreSQL, PostgREST and the proxies.",
         "- PostgREST with its own defaults (`db-pool` 10, `log-level` error), as compose.yaml "
         "runs it, plus `jwt-cache-max-lifetime` in the second upstream; the gateway with one "
-        "Granian worker (`GATEWAY_WORKERS=1`, the default) and its default upstream pool.",
+        "Granian worker (`GATEWAY_WORKERS=1`, the default) and its default upstream pool; "
+        "nginx with one worker.",
         "",
         "### Every round",
         "",
-        *rounds_table(outcome.runs, titles),
+        *rounds_table([*outcome.runs, *outcome.storm.idle, *outcome.storm.storm], titles),
         "",
         "## Profile",
         "",
@@ -1098,14 +1298,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--py-spy", help="the py-spy executable (default: PATH, /tmp/pyspy/bin)")
     parser.add_argument(
+        "--no-nginx", action="store_true", help="leave nginx out even when it is installed"
+    )
+    parser.add_argument(
+        "--login-clients", type=int, default=8, help="concurrent clients signing in (8)"
+    )
+    parser.add_argument(
+        "--storm-logins", type=int, default=50, help="clients signing in during the storm (50)"
+    )
+    parser.add_argument(
+        "--storm-connections",
+        type=int,
+        default=8,
+        help="wrk connections of the GET measured beside the storm (8)",
+    )
+    parser.add_argument(
         "--no-write", action="store_true", help="print the report only; leave docs/benchmarks.md"
     )
     args = parser.parse_args(argv)
     unknown = set(args.upstreams.split(",")) - set(UPSTREAMS)
     if unknown:
         parser.error(f"unknown upstream {', '.join(sorted(unknown))}")
-    if min(args.duration, args.warmup, args.rounds, args.connections, args.threads) < 1:
-        parser.error("--duration, --warmup, --rounds, --connections and --threads must be ≥ 1")
+    counts = ("duration", "warmup", "rounds", "connections", "threads", "login_clients",
+              "storm_logins", "storm_connections")  # fmt: skip
+    small = [f"--{name.replace('_', '-')}" for name in counts if getattr(args, name) < 1]
+    if small:
+        parser.error(f"{', '.join(small)} must be ≥ 1")
     return args
 
 
@@ -1113,79 +1331,195 @@ def terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def scenarios_for(args: argparse.Namespace, stack: Stack) -> list[Scenario]:
+    one_row = f"/projects?id=eq.{stack.row_id}"
+    insert = json.dumps({"organization_id": stack.organization_id, "name": INSERTED})
+    return [
+        Scenario("one", "1 row", one_row, args.connections),
+        Scenario(
+            "list",
+            "100 rows, `Prefer: count=exact`",
+            "/projects?select=*&order=id",
+            args.connections,
+            ("Prefer: count=exact",),
+        ),
+        # Last: the rows it adds are removed after it, before the next upstream's list.
+        Scenario(
+            "insert",
+            "insert 1 row",
+            "/projects",
+            args.connections,
+            ("Prefer: return=minimal",),
+            method="POST",
+            body=insert,
+            status=201,
+        ),
+        Scenario("one-c1", "1 row, 1 connection", one_row, 1),
+    ]
+
+
+def proxy_runs(
+    args: argparse.Namespace, wrk: str, stack: Stack, scenarios: Sequence[Scenario]
+) -> tuple[list[Run], Results]:
+    """Every upstream, scenario and target: a warm-up, then rounds in alternating order."""
+    runs: list[Run] = []
+    results: Results = {}
+    for deployment in stack.deployments:
+        upstream = deployment.upstream
+        targets = deployment.targets()
+        for scenario in scenarios:
+            label = f"{upstream.key}, {scenario.title}"
+            step(f"{label}: warm-up")
+            for target in targets.values():
+                run_wrk(
+                    wrk,
+                    stack.workdir,
+                    target.base + scenario.path,
+                    token=stack.token,
+                    scenario=scenario,
+                    threads=args.threads,
+                    seconds=args.warmup,
+                )
+            per_target: dict[str, list[Run]] = {name: [] for name in targets}
+            for number in range(1, args.rounds + 1):
+                order = list(targets) if number % 2 else list(reversed(targets))
+                for name in order:
+                    run = measure(
+                        wrk,
+                        stack.workdir,
+                        upstream,
+                        scenario,
+                        targets[name],
+                        token=stack.token,
+                        threads=args.threads,
+                        seconds=args.duration,
+                        round_number=number,
+                        quiet=args.quiet / 100,
+                        patience=args.patience,
+                    )
+                    step(
+                        f"{label}: round {number}, {name}: {run.rps:,.0f} req/s, "
+                        f"p50 {ms(run.p50_ms)} ms, p99 {ms(run.p99_ms)} ms, "
+                        f"{run.cpu_us_per_request:,.0f} µs CPU/request"
+                    )
+                    runs.append(run)
+                    per_target[name].append(run)
+            if scenario.method != "GET":
+                remove_inserted(stack)
+            for name, target_runs in per_target.items():
+                results[(upstream.key, scenario.key, name)] = aggregate(target_runs)
+    return runs, results
+
+
+@dataclass(frozen=True)
+class SignIns:
+    stats: LoginStats
+    cpu_ms_per_login: float
+
+
+def sign_ins(args: argparse.Namespace, stack: Stack) -> list[SignIns]:
+    """Sign-ins back to back through the gateway (warning): one client, then several."""
+    base = stack.deployments[-1].gateways["warning"]
+    pids = process_tree(gateway_pid(base))
+    found = []
+    for clients in (1, args.login_clients):
+        settle(args.quiet / 100, args.patience)
+        before = cpu_seconds(pids)
+        stats = sign_in_for(base, EMAIL, PASSWORD, clients=clients, seconds=args.duration)
+        used = cpu_seconds(pids) - before
+        found.append(SignIns(stats, used / len(stats.latencies_ms) * 1000))
+        step(
+            f"sign-in, {clients} client(s): {stats.per_second:,.1f}/s, "
+            f"p50 {ms(stats.p50_ms)} ms, p99 {ms(stats.percentile(0.99))} ms"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Storm:
+    scenario: Scenario
+    idle: list[Run]
+    storm: list[Run]
+    logins: list[LoginStats]
+
+
+def login_storm(args: argparse.Namespace, wrk: str, stack: Stack, one_row: str) -> Storm:
+    """The single-row GET through the gateway (warning), alone and beside a login storm."""
+    deployment = stack.deployments[-1]
+    name = "gateway (warning)"
+    target = deployment.targets()[name]
+    beside_storm = dataclasses.replace(target, name=f"{name} beside the login storm")
+    scenario = Scenario(
+        "storm", f"1 row, {args.storm_connections} connections", one_row, args.storm_connections
+    )
+    run = functools.partial(
+        measure,
+        wrk,
+        stack.workdir,
+        deployment.upstream,
+        scenario,
+        token=stack.token,
+        threads=args.threads,
+        seconds=args.duration,
+        quiet=args.quiet / 100,
+    )
+    idle: list[Run] = []
+    storm: list[Run] = []
+    logins: list[LoginStats] = []
+    for number in range(1, args.rounds + 1):
+        idle.append(run(target, round_number=number, patience=args.patience))
+        outcome: dict[str, LoginStats | BaseException] = {}
+
+        def storm_of_logins(outcome: dict[str, LoginStats | BaseException] = outcome) -> None:
+            try:
+                outcome["stats"] = sign_in_for(
+                    deployment.gateways["warning"],
+                    EMAIL,
+                    PASSWORD,
+                    clients=args.storm_logins,
+                    seconds=args.duration + 1.5,
+                )
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=storm_of_logins, daemon=True)
+        thread.start()
+        time.sleep(0.5)
+        # No waiting for a quiet machine: the storm is the point.
+        storm.append(run(beside_storm, round_number=number, patience=0))
+        thread.join(timeout=args.duration + 60)
+        if "error" in outcome:
+            raise BenchFailed(f"the login storm failed: {outcome['error']}")
+        stats = outcome["stats"]
+        assert isinstance(stats, LoginStats)
+        logins.append(stats)
+        step(
+            f"login storm, round {number}: p99 {ms(idle[-1].p99_ms)} ms alone, "
+            f"{ms(storm[-1].p99_ms)} ms beside {stats.per_second:,.1f} sign-ins/s"
+        )
+    return Storm(scenario, idle, storm, logins)
+
+
 def benchmark(args: argparse.Namespace, wrk: str) -> Outcome:
     started = datetime.now(UTC)
     revision = git_revision()
     clock = time.monotonic()
     upstreams = [UPSTREAMS[key] for key in args.upstreams.split(",")]
+    nginx = None if args.no_nginx else nginx_binary()
     with ExitStack() as stack:
-        running = stack.enter_context(running_stack(stack, upstreams))
-        one_row = f"/projects?id=eq.{running.row_id}"
-        scenarios = [
-            Scenario("one", "1 row", one_row, args.connections),
-            Scenario(
-                "list",
-                "100 rows, `Prefer: count=exact`",
-                "/projects?select=*&order=id",
-                args.connections,
-                ("Prefer: count=exact",),
-            ),
-            Scenario("one-c1", "1 row, 1 connection", one_row, 1),
-        ]
+        running = stack.enter_context(running_stack(stack, upstreams, nginx))
+        scenarios = scenarios_for(args, running)
         check_answers(running, scenarios)
-        script = running.workdir / "done.lua"
-        script.write_text(WRK_DONE)
-        targets_per_upstream = len(LEVELS) + 1
+        targets_per_upstream = len(running.deployments[0].targets())
         total = len(upstreams) * len(scenarios) * targets_per_upstream
         seconds = total * (args.rounds * (args.duration + 1) + args.warmup)
+        seconds += args.rounds * (args.duration + 2) * 4 + args.duration * 2 + 30
         step(
             f"{total * args.rounds} runs of {args.duration} s and {total} warm-ups of "
-            f"{args.warmup} s: about {seconds / 60:.0f} minutes"
+            f"{args.warmup} s, then sign-ins, a login storm and tokens: about "
+            f"{seconds / 60:.0f} minutes"
         )
-        runs: list[Run] = []
-        results: Results = {}
-        for deployment in running.deployments:
-            upstream = deployment.upstream
-            targets = deployment.targets()
-            for scenario in scenarios:
-                label = f"{upstream.key}, {scenario.title}"
-                step(f"{label}: warm-up")
-                for target in targets.values():
-                    run_wrk(
-                        wrk,
-                        script,
-                        target.base + scenario.path,
-                        token=running.token,
-                        scenario=scenario,
-                        threads=args.threads,
-                        seconds=args.warmup,
-                    )
-                per_target: dict[str, list[Run]] = {name: [] for name in targets}
-                for number in range(1, args.rounds + 1):
-                    order = list(targets) if number % 2 else list(reversed(targets))
-                    for name in order:
-                        run = measure(
-                            wrk,
-                            script,
-                            upstream,
-                            scenario,
-                            targets[name],
-                            token=running.token,
-                            threads=args.threads,
-                            seconds=args.duration,
-                            round_number=number,
-                            quiet=args.quiet / 100,
-                            patience=args.patience,
-                        )
-                        step(
-                            f"{label}: round {number}, {name}: {run.rps:,.0f} req/s, "
-                            f"p50 {ms(run.p50_ms)} ms, p99 {ms(run.p99_ms)} ms, "
-                            f"{run.cpu_us_per_request:,.0f} µs CPU/request"
-                        )
-                        runs.append(run)
-                        per_target[name].append(run)
-                for name, target_runs in per_target.items():
-                    results[(upstream.key, scenario.key, name)] = aggregate(target_runs)
+        runs, results = proxy_runs(args, wrk, running, scenarios)
 
         # The floor: the gateway answering on its own, nothing proxied.
         last = running.deployments[-1]
@@ -1196,7 +1530,7 @@ def benchmark(args: argparse.Namespace, wrk: str) -> Outcome:
         reference_runs = [
             measure(
                 wrk,
-                script,
+                running.workdir,
                 last.upstream,
                 healthz,
                 floor,
@@ -1210,6 +1544,13 @@ def benchmark(args: argparse.Namespace, wrk: str) -> Outcome:
             for number in range(1, args.rounds + 1)
         ]
         reference = aggregate(reference_runs)
+
+        step("sign-ins")
+        logins = sign_ins(args, running)
+        step("the single-row GET through the gateway beside a login storm")
+        storm = login_storm(args, wrk, running, scenarios[0].path)
+        step("token signing and verification, in this process")
+        token_rates = token_bench.measure(seconds=2.0)
 
         profile: Profile | None = None
         profile_note = "Not taken (run with `--profile 8`)."
@@ -1233,7 +1574,7 @@ def benchmark(args: argparse.Namespace, wrk: str) -> Outcome:
                     )
                 except BenchFailed as exc:
                     profile_note = f"Not taken: {exc}"
-        box = machine(running, wrk)
+        box = machine(running, wrk, nginx)
         step("stopping everything, dropping the database and roles")
     return Outcome(
         args=args,
@@ -1245,6 +1586,10 @@ def benchmark(args: argparse.Namespace, wrk: str) -> Outcome:
         profile=profile,
         profile_note=profile_note,
         reference=reference,
+        logins=logins,
+        storm=storm,
+        token_rates=token_rates,
+        with_nginx=nginx is not None,
         started=started,
         revision=revision,
         minutes=(time.monotonic() - clock) / 60,
@@ -1266,10 +1611,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted; everything it started was stopped and removed", file=sys.stderr)
         return 130
-    except (BenchFailed, PostgresMissing, PostgRESTMissing, GatewayDidNotStart) as exc:
+    except (
+        BenchFailed,
+        LoginFailed,
+        PostgresMissing,
+        PostgRESTMissing,
+        GatewayDidNotStart,
+        NginxDidNotStart,
+    ) as exc:
         print(f"bench: failed (everything it started was stopped and removed): {exc}")
         return 1
-    report = render(outcome)
+    plot = None
+    if not args.no_write and plot_available():
+        write_png(panels_of(outcome), PLOT, title=f"Latency by percentile ({outcome.box.cpu_model}"
+                  f", {outcome.box.nproc} cores, {outcome.started:%Y-%m-%d})")  # fmt: skip
+        plot = PLOT.name
+        step(f"wrote {PLOT.relative_to(REPO_ROOT)}")
+    report = render(outcome, plot)
     print(report)
     if not args.no_write:
         REPORT.write_text(report)

@@ -49,9 +49,9 @@ if str(REPO_ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
-from tests.support.postgres import free_port, fresh_database, postgres_admin_url  # noqa: E402
+from tests.support.postgres import fresh_database, postgres_admin_url  # noqa: E402
 from tests.support.postgrest import postgrest_binary, run_postgrest  # noqa: E402
-from tests.support.server import stop, wait_until_healthy  # noqa: E402
+from tests.support.server import gateway_process  # noqa: E402
 
 PASSWORD = "correct horse battery"  # noqa: S105 - a throwaway account in a throwaway database
 SAMPLE_EVERY = 10.0
@@ -167,30 +167,17 @@ def gateway_stack(work: Path) -> Iterator[Stack]:
                 binary=postgrest_binary(),
             )
         )
-        port = free_port()
-        serve_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        serve_env.update(env)
-        serve_env.update(
-            {
-                "GATEWAY_PORT": str(port),
-                "GATEWAY_UPSTREAM_URL": postgrest.url,
-                "GATEWAY_AUTH_RATE_LIMIT": "1000000",
-                "GATEWAY_LOG_LEVEL": "warning",
-            }
-        )
-        log_path = work / "gateway.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve"],
-                cwd=work,
-                env=serve_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+        base_url, process = stack.enter_context(
+            gateway_process(
+                {
+                    **env,
+                    "GATEWAY_UPSTREAM_URL": postgrest.url,
+                    "GATEWAY_AUTH_RATE_LIMIT": "1000000",
+                    "GATEWAY_LOG_LEVEL": "warning",
+                },
+                work,
             )
-        stack.callback(stop, process)
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base_url, process, log_path)
+        )
         yield Stack(base_url, process.pid, org)
 
 

@@ -25,6 +25,16 @@ class GatewayDidNotStart(Exception):
 @contextmanager
 def run_gateway(env: dict[str, str], cwd: Path) -> Iterator[str]:
     """Start ``python -m gateway serve`` on a free port; yield its base URL; stop it after."""
+    with gateway_process(env, cwd) as (base_url, _):
+        yield base_url
+
+
+@contextmanager
+def gateway_process(
+    env: dict[str, str], cwd: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As :func:`run_gateway`, and the ``gateway serve`` process too (its workers are its
+    children)."""
     port = free_port()
     log_path = cwd / f"gateway-{port}.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
@@ -42,7 +52,7 @@ def run_gateway(env: dict[str, str], cwd: Path) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(base_url, process, log_path)
-        yield base_url
+        yield base_url, process
     finally:
         stop(process)
 
