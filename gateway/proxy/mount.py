@@ -197,10 +197,16 @@ class PostgrestMount:
                         "headers": response_headers,
                     }
                 )
-                if method != "HEAD" and answer.status not in BODYLESS_STATUSES:
+                if method == "HEAD" or answer.status in BODYLESS_STATUSES:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                elif answer.content_length is not None and answer.content_length <= CHUNK:
+                    # Most answers: one message instead of two (each send passes three wrappers).
+                    body_bytes = await answer.read()
+                    await send({"type": "http.response.body", "body": body_bytes})
+                else:
                     async for chunk in answer.content.iter_chunked(CHUNK):
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (
             ClientDisconnected,
             BodyTooLarge,
