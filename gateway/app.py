@@ -16,6 +16,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
 from gateway import health
+from gateway.front_door import FrontDoor
 from gateway.http_errors import exception_handlers
 from gateway.json_body import JSONRequest
 from gateway.proxy.cors import cors_middleware
@@ -31,6 +32,21 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings) -> Litestar:
+    """The whole gateway as one Litestar application (tests use it in-process).
+
+    ``gateway serve`` runs :func:`create_server_app` instead: the same application, with
+    PostgREST traffic handed to the same mount before Litestar sees it.
+    """
+    app, _ = _build(settings)
+    return app
+
+
+def create_server_app(settings: Settings) -> FrontDoor:
+    app, mount = _build(settings)
+    return FrontDoor(cast(Any, app), mount, settings)
+
+
+def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings)
@@ -83,7 +99,7 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
         debug=False,
     )
-    return app
+    return app, mount
 
 
 def rate_limit_store(settings: Settings) -> Store:
@@ -93,11 +109,11 @@ def rate_limit_store(settings: Settings) -> Store:
     return MemoryStore()
 
 
-def create_app_from_env() -> Litestar:
+def create_app_from_env() -> FrontDoor:
     """The server's entry point (``gateway serve`` hands it to Granian in each worker)."""
     settings = load_settings()
     configure_logging(settings)
-    return create_app(settings)
+    return create_server_app(settings)
 
 
 def configure_logging(settings: Settings) -> None:
