@@ -42,6 +42,7 @@ def write_png(panels: Sequence[Panel], path: Path, *, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
@@ -55,6 +56,8 @@ def write_png(panels: Sequence[Panel], path: Path, *, title: str) -> None:
             axis.plot(x, [max(v, 0.001) for v in values], marker=".", linewidth=1.4, label=label)
         axis.set_title(panel.title, fontsize=9)
         axis.set_yscale("log")
+        axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
         axis.set_xticks([nines(t) for t in TICKS], [f"p{t:g}" if t else "p0" for t in TICKS])
         axis.set_ylabel("latency (ms)", fontsize=8)
         axis.grid(True, which="both", alpha=0.3)
