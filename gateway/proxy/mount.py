@@ -6,7 +6,6 @@ import asyncio
 import hmac
 import json
 import logging
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from functools import lru_cache
 from typing import Any
@@ -356,15 +355,14 @@ def _drop_tracebacks(exc: BaseException) -> None:
     that only the cyclic garbage collector frees. Until then the cycle holds this request's
     frames, hence the server's ``receive``, and Granian keeps a connection open while its
     request body can still be read: a stalled client's connection stayed open after the 408
-    that said ``Connection: close``.
+    that said ``Connection: close``. Only the links are cut; the frames are left alone
+    (``traceback.clear_frames`` would also finalize a coroutine still suspended in one).
     """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if current.__traceback__ is not None:
-            traceback.clear_frames(current.__traceback__)
-            current.__traceback__ = None
+        current.__traceback__ = None
         current = current.__cause__ or current.__context__
 
 
