@@ -7,15 +7,14 @@ new current key's tokens work at once; a pruned key's tokens stop working in bot
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from tests.e2e.conftest import StartPostgREST, TodosDatabase
 from tests.support.postgrest import PostgREST, http_get
 from tests.support.server import gateway_command, run_gateway
+from tests.support.waiting import wait_for
 
 PASSWORD = "correct horse battery"
 ROTATION_DEADLINE = 2.0  # the promise: every running gateway within 2 s
@@ -43,15 +42,6 @@ def login(base_url: str) -> str:
 
 def todos_status(postgrest: PostgREST, token: str) -> int:
     return http_get(f"{postgrest.url}/todos", {"Authorization": f"Bearer {token}"}).status
-
-
-def wait_for(condition: Any, deadline: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < deadline:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {deadline} s")
 
 
 def test_rotation_keeps_old_tokens_working_and_pruning_ends_them_in_gateway_and_postgrest(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from tests.e2e.conftest import PASSWORD, Served, gateway, ok
 from tests.support.postgres import free_port
 from tests.support.postgrest import PostgREST
 from tests.support.server import run_gateway
+from tests.support.waiting import wait_for
 
 APP_ORIGIN = "https://app.example.com"
 CHANGE_DEADLINE = 1.0  # logout and suspension reach every gateway process within 1 s
@@ -50,15 +50,6 @@ def echo(base: str, headers: dict[str, str] | None = None, **kwargs: Any) -> dic
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
-
-
-def until(condition: Any, deadline: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < deadline:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise AssertionError(f"not within {deadline} s")
 
 
 def test_a_token_reads_its_organizations_rows_with_postgrest_headers_intact(
@@ -145,9 +136,10 @@ def test_logout_takes_effect_at_the_proxy_at_once(proxy: str) -> None:
 
     httpx.post(f"{proxy}/auth/logout", headers=bearer(answer))
 
-    until(
+    wait_for(
         lambda: httpx.get(f"{proxy}/rest/projects", headers=bearer(answer)).status_code == 401,
         CHANGE_DEADLINE,
+        "a 401 after logout",
     )
     refused = httpx.get(f"{proxy}/rest/projects", headers=bearer(answer))
     assert refused.json()["code"] == "session_revoked"
@@ -158,9 +150,10 @@ def test_suspension_takes_effect_at_the_proxy_within_a_second(proxy: str, served
     answer = sign_in(proxy, "carl@example.com")
     ok(gateway(served.env, "users", "suspend", "carl@example.com"))
     try:
-        until(
+        wait_for(
             lambda: httpx.get(f"{proxy}/rest/projects", headers=bearer(answer)).status_code == 403,
             CHANGE_DEADLINE,
+            "a 403 after suspension",
         )
         refused = httpx.get(f"{proxy}/rest/projects", headers=bearer(answer))
     finally:
@@ -414,9 +407,10 @@ def test_logout_in_one_gateway_process_refuses_the_token_in_another_within_a_sec
 
         httpx.post(f"{first}/auth/logout", headers=bearer(answer))
 
-        waited = until(
+        waited = wait_for(
             lambda: httpx.get(f"{second}/rest/projects", headers=bearer(answer)).status_code == 401,
             CHANGE_DEADLINE,
+            "a 401 on the other gateway",
         )
     assert waited < CHANGE_DEADLINE
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from tests.e2e.conftest import (  # noqa: F401 - fixtures, found by pytest throu
     postgrest_bin,
     served,
 )
+from tests.support.waiting import wait_for
 
 __all__ = ["PASSWORD", "Served", "cli_process", "kid_of", "login", "wait_for"]
 
@@ -64,13 +63,3 @@ def login(base: str, email: str = "ada@example.com", timeout: float = 10) -> dic
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
-
-
-def wait_for(condition: Callable[[], bool], deadline: float, what: str) -> float:
-    """Poll ``condition`` until it holds; return the seconds it took, or fail after ``deadline``."""
-    started = time.monotonic()
-    while time.monotonic() - started < deadline:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {deadline} s")

@@ -118,7 +118,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 
 def reached(target: Target, before: int) -> list[bytes]:
-    time.sleep(0.1)  # the fake upstream records in its own thread
+    """Heads the fake upstream recorded since ``before``. No wait is needed: it records a head
+    before it answers, and the gateway answers the client only after that (or without asking
+    PostgREST at all)."""
     return target.upstream.heads[before:]
 
 
