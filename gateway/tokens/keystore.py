@@ -230,6 +230,7 @@ def rotate_keys(
             Keystore(directory, manifest, keys),
             passphrase=settings.keys_passphrase,
             new_keys=(fresh,),
+            previous=store,
         )
     logger.info("rotated keys: current %s, next %s", manifest.current.kid, manifest.next.kid)
     return manifest
@@ -296,7 +297,11 @@ def export_jwks(settings: Settings, path: Path | None = None) -> Path:
 
 
 def _commit(
-    store: Keystore, *, passphrase: SecretStr | None, new_keys: tuple[StoredKey, ...]
+    store: Keystore,
+    *,
+    passphrase: SecretStr | None,
+    new_keys: tuple[StoredKey, ...],
+    previous: Keystore | None = None,
 ) -> None:
     """Write ``new_keys``, then the manifest (the commit point), then ``jwks.json``.
 
@@ -304,8 +309,23 @@ def _commit(
     leaves it as it was. Once the manifest is renamed into place the change is made, even when
     the directory fsync that follows fails: the new key files it names are kept, and only
     ``jwks.json`` may be stale.
+
+    With ``previous`` (a rotation, which promotes the next key to current), a ``jwks.json``
+    that an interrupted change left stale is first repaired to ``previous``'s keys. The key
+    this change promotes was ``previous``'s next key, so from the manifest write on, every key
+    that may sign is published, whenever the process dies. Without that repair a JWKS left
+    stale by one interrupted rotation stayed stale through the next one, whose promoted key
+    then signed tokens that no verifier of ``jwks.json`` knew.
     """
     directory = store.directory
+    jwks_path = directory / JWKS_NAME
+    if previous is not None:
+        published = render_jwks(previous.jwks())
+        if _jwks_on_disk(directory) != published:
+            # Best effort: when jwks.json cannot be written at all, the write after the
+            # manifest fails too and says how to recover, as it always did.
+            with contextlib.suppress(OSError):
+                write_atomic(jwks_path, published, mode=_PUBLIC_MODE)
     written: list[Path] = []
     for key in new_keys:
         key_path = directory / f"{key.kid}.pem"
@@ -330,7 +350,6 @@ def _commit(
         manifest_durable = False
     except OSError as exc:
         _unchanged(exc, manifest_path, written)
-    jwks_path = directory / JWKS_NAME
     try:
         write_atomic(jwks_path, render_jwks(store.jwks()), mode=_PUBLIC_MODE)
     except NotDurable as exc:

@@ -174,6 +174,19 @@ def test_ensure_keystore_repairs_a_jwks_file_left_stale_by_a_crash(tmp_path: Pat
     assert {jwk["kid"] for jwk in jwks["keys"]} == {key.kid for key in read_manifest(settings).keys}
 
 
+def test_two_rotations_interrupted_at_the_jwks_write_never_leave_the_signing_key_unpublished(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    ensure_keystore(settings)
+    crash_rotation(settings, target="jwks.json", moment="before-write")  # jwks.json left stale
+
+    crash_rotation(settings, target="jwks.json", moment="before-write")
+
+    jwks = json.loads((Path(settings.keys_dir) / "jwks.json").read_bytes())
+    assert read_manifest(settings).current.kid in {jwk["kid"] for jwk in jwks["keys"]}
+
+
 # A directory fsync that fails after a rename
 
 
