@@ -158,3 +158,16 @@ def test_explain_refuses_a_signed_token_that_names_no_session_of_the_store(
     token = sign_access_token(load_keyring(settings_from(env)), probe)
 
     assert_refused(gateway(env, "explain", "-", stdin=token), "session_revoked")
+
+
+def test_explain_refuses_a_token_whose_role_was_taken_off_the_allow_list(
+    env: dict[str, str],
+) -> None:
+    token = login(env)  # role "authenticated"
+    narrowed = {
+        **env,
+        "GATEWAY_ALLOWED_ROLES": "member",
+        "GATEWAY_AUTHENTICATED_ROLE": "member",
+    }
+
+    assert_refused(gateway(narrowed, "explain", "-", stdin=token), "invalid_token")
