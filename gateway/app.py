@@ -10,18 +10,19 @@ from typing import Any, cast
 
 from litestar import Litestar, Router, asgi
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
 from gateway import health
+from gateway.api_docs import api_docs
 from gateway.front_door import FrontDoor
-from gateway.http_errors import exception_handlers
+from gateway.http_errors import exception_handlers, json_not_found
 from gateway.json_body import JSONRequest
 from gateway.proxy.cors import cors_middleware
 from gateway.proxy.mount import PostgrestMount
-from gateway.request_log import RequestLog
+from gateway.response_headers import wrap_own_answers
 from gateway.runtime import Runtime
 from gateway.sessions.routes import AuthController, auth_rate_limit
 from gateway.settings import Settings, load_settings
@@ -29,6 +30,8 @@ from gateway.tokens import routes as key_routes
 
 # The gateway's own endpoints take small JSON bodies; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
+
+OPENAPI_PATH = "/schema"
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -61,6 +64,7 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
         return runtime
 
     mount = PostgrestMount(settings, current_runtime)
+    docs, page_policies = api_docs(settings, openapi_path=OPENAPI_PATH)
     # A raw ASGI mount: Litestar only routes to it; no request or response object is built.
     postgrest = asgi(
         path=settings.proxy_prefix, is_mount=True, copy_scope=False, include_in_schema=False
@@ -81,8 +85,7 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
             postgrest,
         ],
         lifespan=[lifespan],
-        # RequestLog is plain ASGI (typed with plain mappings), which Litestar accepts as is.
-        middleware=[cast(Any, RequestLog), cast(Any, cors_middleware(settings))],
+        middleware=[cast(Any, cors_middleware(settings))],
         stores={"auth_rate_limit": rate_limit_store(settings)},
         exception_handlers=exception_handlers,
         request_max_body_size=MAX_BODY_BYTES,
@@ -90,14 +93,27 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
         openapi_config=OpenAPIConfig(
             title="postgrest-gateway",
             version=version("postgrest-gateway"),
-            path="/schema",
-            render_plugins=[
-                JsonRenderPlugin(path=["/", "/openapi.json"]),
-                SwaggerRenderPlugin(path="/swagger"),
-            ],
+            path=OPENAPI_PATH,
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), *docs],
+            openapi_router=Router(
+                OPENAPI_PATH,
+                route_handlers=[],
+                include_in_schema=False,
+                after_request=json_not_found,
+            ),
         ),
         logging_config=None,
         debug=False,
+    )
+    # Around the whole handler, not as route middleware: the router's own 404 and 405 answers
+    # get the request log, X-Request-Id and the headers too (see response_headers.py).
+    app.asgi_handler = cast(
+        Any,
+        wrap_own_answers(
+            cast(Any, app.asgi_handler),
+            proxy_prefix=settings.proxy_prefix,
+            page_policies=page_policies,
+        ),
     )
     return app, mount
 

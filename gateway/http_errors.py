@@ -88,6 +88,14 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return error_response(500, "internal_error", "The gateway failed to handle the request.")
 
 
+def json_not_found(response: Response[Any]) -> Response[Any]:
+    """An ``after_request`` hook: Litestar answers an unknown ``/schema/...`` path with an HTML
+    page of its own (not an exception), and every error of ours is JSON."""
+    if response.status_code == 404:
+        return error_response(404, "not_found", "Not Found.")
+    return response
+
+
 def _validation_message(exc: ValidationException) -> str:
     extra = exc.extra if isinstance(exc.extra, list) else []
     details = []

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     postgrest_notify_url: str | None = Field(default=None, repr=False)
     audience: str | None = None
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
+    api_docs: bool = False
     anon_role: str = "anon"
     authenticator_role: str = "authenticator"
     postgrest_schemas: Annotated[list[str], NoDecode] = ["public"]

@@ -8,7 +8,14 @@ import sys
 
 import click
 
-from gateway.cli._base import cli, emit, json_option, read_line_from_stdin, settings
+from gateway.cli._base import (
+    cli,
+    emit,
+    in_transaction,
+    json_option,
+    read_line_from_stdin,
+    settings,
+)
 from gateway.postgrest.bootstrap import BootstrapPlan, apply_bootstrap
 from gateway.postgrest.database import postgrest_database_url
 from gateway.postgrest.doctor import as_json as doctor_report
@@ -16,6 +23,9 @@ from gateway.postgrest.doctor import run_doctor
 from gateway.postgrest.explain import explain_token
 from gateway.postgrest.notify import notify_postgrest
 from gateway.tokens.signing import load_keyring
+
+# The argument that means "read it from stdin", as in `gateway keys export-jwks -`.
+STDIN = "-"
 
 database_url_option = click.option(
     "--database-url",
@@ -104,7 +114,17 @@ def doctor(database_url: str | None, upstream_url: str | None, as_json: bool) ->
 @click.option("--path", default="/", show_default=True, help="The request's path at PostgREST.")
 @json_option
 def explain(token: str, method: str, path: str, as_json: bool) -> None:
-    """Verify TOKEN and show what PostgREST will do with it: role, settings, helper values."""
+    """Check TOKEN as the gateway does and show what PostgREST will do with it.
+
+    TOKEN "-" reads it from the first line of stdin, which keeps it out of ps and the shell's
+    history. A token the gateway would refuse (expired, revoked session, suspended user) is
+    reported as refused, with exit code 1.
+    """
+    if token == STDIN:
+        token = read_line_from_stdin("token").strip()
     config = settings()
-    explanation = explain_token(config, load_keyring(config), token, method=method, path=path)
+    ring = load_keyring(config)
+    explanation = in_transaction(
+        lambda db: explain_token(db, config, ring, token, method=method, path=path)
+    )
     emit(explanation.as_json(), as_json=as_json, text=explanation.as_text())

@@ -1,4 +1,9 @@
-"""``gateway explain TOKEN``: what PostgREST will do with a token, in plain words and as SQL."""
+"""``gateway explain TOKEN``: what PostgREST will do with a token, in plain words and as SQL.
+
+Only a token the gateway would let through is explained: it is verified and its session and
+user are checked in the store by the very function the ``/auth`` routes use, so a token of a
+revoked session or a suspended user is reported as refused, never described as working.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.errors import GatewayError
+from gateway.sessions.current import verify_caller
 from gateway.settings import Settings
-from gateway.tokens.signing import KeyRing, verify_access_token
+from gateway.tokens.signing import KeyRing
+
+
+class TokenRefused(GatewayError):
+    """The gateway would refuse the token: the message says why, with the code a client gets."""
+
+    code = "token_refused"
+    status = 401
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +111,25 @@ def per_request_sql(
     return f"select\n{calls};"
 
 
-def explain_token(
-    settings: Settings, ring: KeyRing, token: str, *, method: str = "GET", path: str = "/"
+async def explain_token(
+    db: AsyncSession,
+    settings: Settings,
+    ring: KeyRing,
+    token: str,
+    *,
+    method: str = "GET",
+    path: str = "/",
 ) -> Explanation:
-    """Verify ``token`` exactly as the gateway does, then describe PostgREST's side of it."""
-    claims = verify_access_token(ring, token, issuer=settings.issuer, audience=settings.audience)
+    """Check ``token`` exactly as the gateway does, then describe PostgREST's side of it.
+
+    Raises:
+        TokenRefused: the gateway would refuse the token (its signature or claims, or its
+            session or user in the store); the message names the client's error code.
+    """
+    try:
+        claims = (await verify_caller(db, ring, settings, token)).claims
+    except GatewayError as exc:
+        raise TokenRefused(f"The token would be refused ({exc.code}): {exc.message}") from None
     role = claims.get("role") if isinstance(claims.get("role"), str) else settings.anon_role
     statements = [
         # As PostgREST 12 runs it: READ COMMITTED unless the role or function sets another

@@ -19,8 +19,9 @@ from gateway.sessions.identity import (
 )
 from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens, start_session
 from gateway.sessions.revocation import revoke_session
+from gateway.settings import Settings
 from gateway.store.models import Session, User, utcnow
-from gateway.tokens.signing import verify_access_token
+from gateway.tokens.signing import KeyRing, verify_access_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,14 @@ async def authenticate(
     The signature alone would keep a token working until it expires; reading the session makes
     logout and suspension take effect at once.
     """
-    settings = runtime.settings
-    claims = verify_access_token(
-        runtime.keys.ring, token, issuer=settings.issuer, audience=settings.audience
-    )
+    return await verify_caller(db, runtime.keys.ring, runtime.settings, token, lock=lock)
+
+
+async def verify_caller(
+    db: AsyncSession, ring: KeyRing, settings: Settings, token: str, *, lock: bool = False
+) -> Caller:
+    """:func:`authenticate` with the keys and settings given, for ``gateway explain``."""
+    claims = verify_access_token(ring, token, issuer=settings.issuer, audience=settings.audience)
     session_id = claims.get("sid")
     session = (
         await db.get(Session, session_id, with_for_update=lock)
@@ -129,4 +134,12 @@ async def switch_organization(
     )
 
 
-__all__ = ["Caller", "Me", "authenticate", "describe_caller", "identity_of", "switch_organization"]
+__all__ = [
+    "Caller",
+    "Me",
+    "authenticate",
+    "describe_caller",
+    "identity_of",
+    "switch_organization",
+    "verify_caller",
+]

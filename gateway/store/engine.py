@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gateway.settings import Settings
+from gateway.store.sqlite_file import prepare_sqlite_file, sqlite_file_of
 
 
 def make_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
@@ -21,13 +22,22 @@ def make_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
 
     On PostgreSQL every connection's ``search_path`` is the gateway's own schema, so its tables
     never sit in a schema PostgREST exposes. On SQLite foreign keys are switched on (they are off
-    by default there) and writers wait for each other instead of failing at once.
+    by default there) and writers wait for each other instead of failing at once; its file is
+    created for its owner only before SQLite opens it (see sqlite_file.py).
     """
     url = make_url(settings.database_url)
     # Parameters never appear in error messages or logs: they hold password hashes and emails.
     kwargs.setdefault("hide_parameters", True)
     if settings.is_sqlite:
         engine = create_async_engine(url, connect_args={"timeout": 15}, **kwargs)
+        database_file = sqlite_file_of(settings.database_url)
+        if database_file is not None:
+            path = database_file
+
+            def before_connect(*_: Any) -> None:
+                prepare_sqlite_file(path)
+
+            event.listen(engine.sync_engine, "do_connect", before_connect)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     server_settings = {

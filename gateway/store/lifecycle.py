@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,7 +32,7 @@ async def open_store(settings: Settings, *, migrate_embedded: bool = True) -> As
     engine = make_engine(settings)
     try:
         if settings.is_sqlite and migrate_embedded:
-            _create_sqlite_folder(settings.database_url)
+            # The engine creates the file and its folders, for the owner only, on connect.
             await upgrade(engine, settings)
         elif not await is_up_to_date(engine):
             raise StoreNotMigrated(
@@ -56,8 +54,6 @@ async def migrate_store(settings: Settings) -> None:
     """``gateway db upgrade``: apply every pending migration."""
     engine = make_engine(settings)
     try:
-        if settings.is_sqlite:
-            _create_sqlite_folder(settings.database_url)
         await upgrade(engine, settings)
     except (OSError, SQLAlchemyError) as exc:
         raise StoreUnavailable(
@@ -70,12 +66,6 @@ async def migrate_store(settings: Settings) -> None:
 async def ping_store(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
-
-
-def _create_sqlite_folder(url: str) -> None:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 def _first_line(exc: BaseException) -> str:
