@@ -196,7 +196,7 @@ def check_request_headers(
         elif (
             key.endswith(b"profile")
             and normalized_name(key) in PROFILE_HEADERS
-            and value.strip() not in profiles
+            and value not in profiles  # checked as forwarded: no stripping
         ):
             raise ProfileNotAllowed(
                 "The schema named in Accept-Profile or Content-Profile is not served here."

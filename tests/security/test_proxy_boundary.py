@@ -13,6 +13,9 @@ import pytest
 
 from tests.security.test_hostile_requests import CLOSE, FakeUpstream, Target, status_of
 from tests.support.server import run_gateway
+from tests.support.upstream import RecordingUpstream
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +27,17 @@ def other() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, other: FakeUpstream) -> Iterator[Target]:
-    upstream = FakeUpstream()
-    port = upstream.start()
+def upstream() -> Iterator[RecordingUpstream]:
+    server = RecordingUpstream(reply=OK).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, other: FakeUpstream, upstream: RecordingUpstream
+) -> Iterator[Target]:
+    port = upstream.port
     folder = tmp_path_factory.mktemp("boundary")
     env = {
         "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/gateway.db",
@@ -37,8 +48,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, other: FakeUpstream) -> It
     }
     with run_gateway(env, cwd=folder) as base_url:
         host, _, port_text = base_url.removeprefix("http://").partition(":")
-        yield Target(host, int(port_text), upstream)
-    upstream.sock.close()
+        yield Target(host, int(port_text), upstream)  # type: ignore[arg-type]
 
 
 def other_port(other: FakeUpstream) -> bytes:
@@ -46,7 +56,9 @@ def other_port(other: FakeUpstream) -> bytes:
 
 
 def get(gateway: Target, target: bytes) -> bytes:
-    answer, _, _ = gateway.exchange(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + CLOSE + b"\r\n")
+    answer, _, _ = gateway.exchange(
+        b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + CLOSE + b"\r\n"
+    )
     return answer
 
 
@@ -88,7 +100,15 @@ def test_ssrf_an_encoded_slash_and_at_sign_cannot_send_the_request_to_another_ho
 
 @pytest.mark.parametrize(
     "target",
-    [b"/r%65st/x", b"/%72est/x", b"/rest%40x", b"/rest%2F%2Fx", b"/rest%2Fx", b"/REST/x", b"/rest%2e/x"],
+    [
+        b"/r%65st/x",
+        b"/%72est/x",
+        b"/rest%40x",
+        b"/rest%2F%2Fx",
+        b"/rest%2Fx",
+        b"/REST/x",
+        b"/rest%2e/x",
+    ],
 )
 def test_a_path_whose_prefix_is_escaped_is_not_the_mounts_and_answers_404_json(
     gateway: Target, target: bytes
@@ -100,3 +120,23 @@ def test_a_path_whose_prefix_is_escaped_is_not_the_mounts_and_answers_404_json(
     assert status_of(answer) == 404, answer
     assert b"application/json" in answer.lower()
     assert gateway.upstream.heads[before:] == []
+
+
+def test_an_upstream_failure_mid_answer_reaches_the_client_as_a_truncated_answer(
+    gateway: Target, upstream: RecordingUpstream
+) -> None:
+    """No final chunk: an HTTP client cannot take the half answer for a whole one."""
+    upstream.reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + b"%x\r\n" % 70_000 + b"[" + b"1," * 100
+    )
+    try:
+        answer, _, closed = gateway.exchange(
+            b"GET /rest/big HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10
+        )
+    finally:
+        upstream.reply = OK
+
+    assert closed
+    assert status_of(answer) == 200
+    assert not answer.endswith(b"0\r\n\r\n")
