@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from urllib.parse import quote
 
 from gateway.proxy.cors import cors_middleware
 from gateway.proxy.mount import PostgrestMount, json_error
-from gateway.request_log import ASGIApp, Receive, RequestLog, Scope, Send
+from gateway.proxy.paths import under_prefix
+from gateway.request_log import ASGIApp, Receive, RequestLog, Scope, Send, started_answer
 from gateway.settings import Settings
 
 logger = logging.getLogger("gateway.proxy")
 
 
+# What quote() leaves alone when a server gives no raw_path: RFC 3986 pchar and '/'.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
 class FrontDoor:
-    __slots__ = ("_app", "_prefix", "_proxy", "_under")
+    __slots__ = ("_app", "_prefix", "_proxy")
 
     def __init__(self, app: ASGIApp, mount: PostgrestMount, settings: Settings) -> None:
         self._app = app
         self._prefix = settings.proxy_prefix
-        self._under = settings.proxy_prefix + "/"
         self._proxy = RequestLog(cors_middleware(settings)(mount))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -34,12 +39,16 @@ class FrontDoor:
             await self._app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path != self._prefix and not path.startswith(self._under):
+        if not scope.get("raw_path"):
+            # The path as sent is what the mount decides on; without it, the decoded one
+            # re-encoded is the only representation, and it is used for everything.
+            scope["raw_path"] = quote(path, safe=_PATH_SAFE).encode()
+        # The mount gets every request that either view puts under the prefix (a raw path under
+        # it is under it decoded too), and decides on the raw path alone (gateway/proxy/
+        # paths.py): '/r%65st/x' reads '/rest/x' decoded and gets the mount's 404 JSON.
+        if not under_prefix(path, self._prefix):
             await self._app(scope, receive, send)
             return
-        # As Litestar's mount does: the mount reads the path as sent from raw_path, and this
-        # only when a server gives none.
-        scope["path"] = path[len(self._prefix) :] or "/"
         try:
             await self._proxy(scope, receive, send)
         except Exception as exc:
@@ -49,7 +58,8 @@ class FrontDoor:
             status, headers, body = json_error(
                 500, "internal_error", "The gateway failed to handle the request."
             )
-            # When the answer had already started, this second start is refused: nothing to do.
+            if started_answer(scope):
+                return  # the server ends the connection: a truncated answer, never a second
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})

@@ -29,10 +29,19 @@ def request_id_of(scope: Scope) -> bytes:
     return secrets.token_hex(12).encode()
 
 
+def started_answer(scope: Scope) -> bool:
+    """Whether the answer to this request (inside a :class:`RequestLog`) has begun."""
+    return bool(scope.get("state", {}).get("response_status"))
+
+
 class RequestLog:
     """ASGI middleware: sets ``X-Request-Id`` on the answer and logs method, path, status, time.
 
-    The query string, headers and bodies are never logged: they can carry tokens or passwords.
+    The path is the one the client sent (``raw_path``), read before any mount cuts its prefix
+    off ``scope["path"]``: ``/rest/auth/login`` is never logged as ``/auth/login``. An answer
+    that started but never finished (the upstream broke mid-body, the client saw a truncated
+    answer) is logged with ``truncated=true``. The query string, headers and bodies are never
+    logged: they can carry tokens or passwords.
     """
 
     __slots__ = ("app",)
@@ -45,17 +54,23 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         request_id = request_id_of(scope)
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id.decode()
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
         started = time.perf_counter()
         status = 0
+        finished = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, finished
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = state["response_status"] = message["status"]
                 headers: list[Any] = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id))
                 message["headers"] = headers
+            elif not message.get("more_body", False):
+                finished = True
             await send(message)
 
         try:
@@ -63,13 +78,14 @@ class RequestLog:
         finally:
             client = scope.get("client")
             logger.info(
-                "request id=%s method=%s path=%s status=%s ms=%.1f peer=%s",
+                "request id=%s method=%s path=%s status=%s ms=%.1f peer=%s%s",
                 request_id.decode(),
-                scope["method"],
-                _printable(scope["path"]),
+                _printable(scope["method"]),
+                _printable(path),
                 status or "-",
                 (time.perf_counter() - started) * 1000,
                 client[0] if client else "-",
+                " truncated=true" if status and not finished else "",
             )
 
 

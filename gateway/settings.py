@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +79,7 @@ class Settings(BaseSettings):
     upstream_pool_size: int = Field(default=100, ge=1, le=10000)
     token_cache_size: int = Field(default=10000, ge=0, le=1_000_000)
     proxy_max_body: int = Field(default=10 * 1024 * 1024, ge=1)
+    proxy_max_query: int = Field(default=8192, ge=256, le=1024 * 1024)
     body_idle_timeout: float = Field(default=15.0, gt=0, le=600)
     log_level: str = "info"
 
@@ -146,6 +148,18 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _plain_upstream(cls, value: str) -> str:
+        # The proxy builds each upstream URL from this one's scheme, host, port and path;
+        # credentials or a query here would be silently dropped or sent to the wrong place.
+        parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None or parts.query:
+            raise ValueError("must hold no user, password or query string")
+        if parts.fragment or "#" in value:
+            raise ValueError("must hold no fragment")
+        return value
 
     @field_validator("log_level")
     @classmethod

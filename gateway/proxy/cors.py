@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from gateway.proxy.headers import Header
+from gateway.proxy.response_headers import merge_vary
 from gateway.settings import Settings
 
 ALLOWED_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -18,6 +19,7 @@ EXPOSED_HEADERS = (
     "content-profile, x-request-id"
 )
 PREFLIGHT_MAX_AGE = b"600"
+VARY = (b"Origin",)
 
 
 class Cors:
@@ -34,9 +36,8 @@ class Cors:
         return origin is not None and origin in self._allowed
 
     def response_headers(self, origin: bytes | None) -> list[Header]:
-        if not self.enabled:
-            return []
-        headers: list[Header] = [(b"vary", b"Origin")]
+        """The CORS fields of an answer, ``Vary`` aside (merged with the app's, see below)."""
+        headers: list[Header] = []
         if origin is not None and self.allows(origin):
             headers += [
                 (b"access-control-allow-origin", origin),
@@ -98,11 +99,15 @@ def cors_middleware(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
 
             async def send_with_cors(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    message["headers"] = [
-                        (k, v)
-                        for k, v in message.get("headers", ())
-                        if not k.lower().startswith(b"access-control-") and k.lower() != b"vary"
-                    ] + extra
+                    kept: list[Header] = []
+                    vary: list[bytes] = []
+                    for k, v in message.get("headers", ()):
+                        key = k.lower()
+                        if key == b"vary":
+                            vary.append(v)  # the app's Vary (PostgREST's too) is kept
+                        elif not key.startswith(b"access-control-"):
+                            kept.append((k, v))
+                    message["headers"] = [*kept, (b"vary", merge_vary(vary, VARY)), *extra]
                 await send(message)
 
             await app(scope, receive, send_with_cors)

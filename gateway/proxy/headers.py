@@ -1,10 +1,17 @@
-"""Header rules of the PostgREST mount: what goes upstream, what comes back. Pure functions."""
+"""Header rules of the PostgREST mount on the way up: what PostgREST gets. Pure functions."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from gateway.proxy.errors import BadHost, HeadersTooLarge, ProfileNotAllowed
+
 Header = tuple[bytes, bytes]
+
+# PostgREST copies every request header into request.headers for SQL; a client gets a few
+# dozen kilobytes of them in a hundred fields, not what the HTTP server would accept.
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADER_FIELDS = 100
 
 # RFC 9110 section 7.6.1: hop-by-hop fields describe one connection and are never forwarded.
 HOP_BY_HOP = frozenset(
@@ -26,6 +33,48 @@ FORWARDING_PREFIX = b"x-forwarded-"
 FORWARDING = frozenset({b"forwarded", b"x-real-ip"})
 # Replaced by the gateway's own: the upstream never sees them, or they are recomputed.
 REPLACED = frozenset({b"host", b"authorization", b"cookie", b"x-request-id", b"content-length"})
+# Fields that claim who the client is, or rewrite the URL or the method, as some CDN, load
+# balancer or framework sets them. From a client they are forgeries; PostgREST would hand them
+# to SQL (request.headers) as if a proxy had vouched for them. Never forwarded, whoever the
+# peer: the gateway states the client address itself (X-Forwarded-For). docs/proxy.md lists them.
+CLIENT_CLAIMS = frozenset(
+    {
+        b"true-client-ip",
+        b"cf-connecting-ip",
+        b"cf-connecting-ipv6",
+        b"cf-pseudo-ipv4",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"fastly-client-ip",
+        b"fly-client-ip",
+        b"x-appengine-user-ip",
+        b"x-azure-clientip",
+        b"x-azure-socketip",
+        b"x-envoy-external-address",
+        b"x-original-forwarded-for",
+        b"x-originating-ip",
+        b"x-proxyuser-ip",
+        b"x-remote-ip",
+        b"x-remote-addr",
+        b"x-real-client-ip",
+        b"client-ip",
+        b"x-forwarded",
+        b"x-host",
+        b"x-original-host",
+        b"x-original-url",
+        b"x-original-uri",
+        b"x-rewrite-url",
+        b"x-envoy-original-path",
+        b"x-http-method-override",
+        b"x-http-method",
+        b"x-method-override",
+        b"x-original-method",
+    }
+)
+# The gateway's own business: the CSRF token is checked here and means nothing to PostgREST.
+GATEWAY_ONLY = frozenset({b"x-csrf-token"})
+NEVER_FORWARDED = REPLACED | CLIENT_CLAIMS | GATEWAY_ONLY
+PROFILE_HEADERS = frozenset({b"accept-profile", b"content-profile"})
 
 
 def is_forwarding(key: bytes) -> bool:
@@ -88,7 +137,8 @@ def upstream_request_headers(
     content_length: bytes | None,
 ) -> list[Header]:
     """The headers sent to PostgREST for one request."""
-    dropped = REPLACED | connection_tokens(headers)
+    named = connection_tokens(headers)
+    dropped = NEVER_FORWARDED | named if named else NEVER_FORWARDED
     out: list[Header] = []
     forwarded_for: list[bytes] = []
     original_host = b""
@@ -124,33 +174,34 @@ def upstream_request_headers(
     return out
 
 
-def rewrite_location(value: bytes, *, prefix: bytes, upstream_origin: bytes) -> bytes:
-    """Put a ``Location`` PostgREST sent back under the mount: ``/todos?id=eq.1`` is
-    ``/rest/todos?id=eq.1`` for the client. Locations elsewhere are left alone."""
-    if value.startswith(upstream_origin):
-        value = value[len(upstream_origin) :] or b"/"
-    if value.startswith(b"/") and not value.startswith(b"//"):
-        return prefix + value
-    return value
+def check_request_headers(
+    headers: Sequence[Header], *, profiles: frozenset[bytes], needs_host: bool
+) -> None:
+    """Refuse a header block PostgREST should not get, in one pass.
 
-
-def downstream_response_headers(
-    headers: Iterable[Header], *, prefix: bytes, upstream_origin: bytes
-) -> list[Header]:
-    """PostgREST's response headers as the client gets them.
-
-    Hop-by-hop fields are dropped, and so are PostgREST's CORS fields: CORS belongs to the
-    gateway (see cors.py). Every other header (Content-Range, Preference-Applied, Range-Unit …)
-    is kept as is.
+    More than ``MAX_HEADER_FIELDS`` fields or ``MAX_HEADER_BYTES`` bytes: 431. Two ``Host``
+    fields, or none where HTTP/1.1 requires one (RFC 9112 section 3.2): 400. An
+    ``Accept-Profile`` or ``Content-Profile`` naming a schema outside ``profiles``: 406, so no
+    request selects a schema PostgREST should not serve, whatever its own configuration says.
     """
-    materialized = list(headers)
-    dropped = connection_tokens(materialized)
-    out: list[Header] = []
-    for name, value in materialized:
+    if len(headers) > MAX_HEADER_FIELDS:
+        raise HeadersTooLarge(f"A request may carry at most {MAX_HEADER_FIELDS} header fields.")
+    total = 0
+    hosts = 0
+    for name, value in headers:
+        total += len(name) + len(value)
         key = name.lower()
-        if key in dropped or is_hop_by_hop(key) or key.startswith(b"access-control-"):
-            continue
-        if key in (b"location", b"content-location"):
-            value = rewrite_location(value, prefix=prefix, upstream_origin=upstream_origin)
-        out.append((key, value))
-    return out
+        if key == b"host":
+            hosts += 1
+        elif (
+            key.endswith(b"profile")
+            and normalized_name(key) in PROFILE_HEADERS
+            and value not in profiles  # checked as forwarded: no stripping
+        ):
+            raise ProfileNotAllowed(
+                "The schema named in Accept-Profile or Content-Profile is not served here."
+            )
+    if total > MAX_HEADER_BYTES:
+        raise HeadersTooLarge(f"The request headers may total at most {MAX_HEADER_BYTES} bytes.")
+    if hosts > 1 or (hosts == 0 and needs_host):
+        raise BadHost("The request must carry exactly one Host header.")

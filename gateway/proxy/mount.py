@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from functools import lru_cache
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlsplit
 
 import aiohttp
-from yarl import URL
 
 from gateway.client_address import client_address, is_trusted, parse_networks
 from gateway.errors import GatewayError
+from gateway.proxy.errors import MethodNotServed
 from gateway.proxy.headers import (
     Header,
+    check_request_headers,
     cookie_value,
-    downstream_response_headers,
     strip_cookies,
     upstream_request_headers,
 )
+from gateway.proxy.paths import check_query, mounted_path
+from gateway.proxy.request_body import (
+    BodyStalled,
+    BodyTooLarge,
+    ClientDisconnected,
+    RequestBody,
+    drop_tracebacks,
+)
+from gateway.proxy.response_headers import SECURITY_HEADERS, DownstreamHeaders
+from gateway.proxy.upstream import Upstream
 from gateway.request_log import request_id_of
 from gateway.runtime import Runtime
 from gateway.sessions.cookies import CSRF_HEADER, cookie_names
@@ -42,21 +49,10 @@ BODYLESS_STATUSES = frozenset({204, 304})
 CHUNK = 64 * 1024
 
 
-class ClientDisconnected(Exception):
-    pass
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyStalled(Exception):
-    pass
-
-
-# PostgREST copies every request header into request.headers for SQL; a client gets a few
-# dozen kilobytes of them, not the megabyte the HTTP server would accept.
-MAX_HEADER_BYTES = 32 * 1024
+# What PostgREST serves; anything else is answered 405 here (RFC 9110 section 15.5.6).
+SERVED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+ALLOW = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+SECURITY_HEADERS_LIST = list(SECURITY_HEADERS)
 
 
 def json_error(status: int, code: str, message: str) -> tuple[int, list[Header], bytes]:
@@ -64,76 +60,81 @@ def json_error(status: int, code: str, message: str) -> tuple[int, list[Header],
     headers: list[Header] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        *SECURITY_HEADERS_LIST,
     ]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    elif status == 405:
+        headers.append((b"allow", ALLOW))
     return status, headers, body
 
 
 class PostgrestMount:
     """Forwards ``{GATEWAY_PROXY_PREFIX}/{path}`` to PostgREST.
 
-    Per request: answer CORS preflights; find the credentials (bearer header, or the access
-    cookie with a CSRF check on unsafe methods); verify the token (cached) and check the
-    session and user against the revocation set; rewrite the headers; stream the body up and
-    the answer down. Everything that can be computed once is computed in ``__init__``.
+    Per request: decide on the raw path, the method, the query and the header block; find the
+    credentials (bearer header, or the access cookie with a CSRF check on unsafe methods);
+    verify the token (cached) and check the session and user against the revocation set;
+    rewrite the headers; stream the body up and the answer down. Everything that can be
+    computed once is computed in ``__init__``.
     """
 
     __slots__ = (
         "_access_cookie",
         "_csrf_cookie",
+        "_downstream",
         "_gateway_cookies",
         "_idle",
         "_max_body",
+        "_max_query",
         "_networks",
         "_prefix",
+        "_profiles",
         "_runtime",
         "_upstream",
-        "_upstream_host",
-        "_upstream_origin",
     )
 
     def __init__(self, settings: Settings, runtime: Callable[[], Runtime]) -> None:
         self._runtime = runtime
         self._prefix = settings.proxy_prefix.encode()
-        self._upstream = settings.upstream_url
+        self._upstream = Upstream(settings.upstream_url)
         self._max_body = settings.proxy_max_body
+        self._max_query = settings.proxy_max_query
         self._idle = settings.body_idle_timeout
-        parts = urlsplit(settings.upstream_url)
-        self._upstream_host = parts.netloc.encode()
-        self._upstream_origin = f"{parts.scheme}://{parts.netloc}".encode()
+        # The gateway's own schema holds password hashes and sessions: never selectable here,
+        # even if someone listed it in GATEWAY_POSTGREST_SCHEMAS (or in PostgREST's db-schemas).
+        self._profiles = frozenset(
+            schema.encode()
+            for schema in settings.postgrest_schemas
+            if schema != settings.database_schema
+        )
         self._networks = parse_networks(tuple(settings.trusted_proxies))
         names = cookie_names(settings)
         self._access_cookie = names.access.encode()
         self._csrf_cookie = names.csrf.encode()
         self._gateway_cookies = frozenset(name.encode() for name in names.all)
+        self._downstream = DownstreamHeaders(
+            prefix=self._prefix, upstream_origin=self._upstream.origin, cookie_names=names.all
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method: str = scope["method"]
+        # PostgREST and aiohttp read methods case-blind; the checks here must as well.
+        method = scope["method"].upper()
         headers: list[Header] = scope["headers"]
-        # 1. Where the request goes. (CORS, preflights included, is cors_middleware's job.)
-        # raw_path is the path as sent (percent-escapes intact) and still holds the prefix;
-        # without it, Litestar's mount has already cut the prefix off scope["path"].
-        raw_path: bytes | None = scope.get("raw_path")
-        upstream_path = (
-            raw_path[len(self._prefix) :] if raw_path is not None else scope["path"].encode()
-        ) or b"/"
-        if _escapes_mount(upstream_path):
-            await _reply_error(
-                send,
-                400,
-                "invalid_path",
-                "The path may not contain '.' or '..' segments.",
+        query: bytes = scope.get("query_string", b"")
+        # 1. Where the request goes: decided on the raw path alone (see paths.py), then built
+        # from the configured upstream's parts. (CORS, preflights included, is cors_middleware's.)
+        try:
+            path = mounted_path(scope.get("raw_path") or b"", self._prefix)
+            if method not in SERVED_METHODS:
+                raise MethodNotServed("PostgREST does not serve this method.")
+            check_query(query, self._max_query)
+            check_request_headers(
+                headers, profiles=self._profiles, needs_host=scope.get("http_version") == "1.1"
             )
-            return
-
-        if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
-            await _reply_error(
-                send,
-                431,
-                "request_header_fields_too_large",
-                f"The request headers may total at most {MAX_HEADER_BYTES} bytes.",
-            )
+            url = self._upstream.url(path, query)
+        except GatewayError as exc:
+            await _reply_error(send, exc.status, exc.code, exc.message)
             return
 
         # 2. Who is asking: verified before a byte of the body is read.
@@ -162,7 +163,7 @@ class PostgrestMount:
         has_body = content_length not in (None, b"0") or _first(headers, b"transfer-encoding")
         out_headers = upstream_request_headers(
             headers,
-            upstream_host=self._upstream_host,
+            upstream_host=self._upstream.host_header,
             client_ip=(client_ip or "unknown").encode(),
             proto=scope.get("scheme", "http").encode(),
             trusted_peer=trusted,
@@ -172,23 +173,22 @@ class PostgrestMount:
             request_id=_request_id(scope),
             content_length=content_length,
         )
-        query: bytes = scope.get("query_string", b"")
-        url = self._upstream + (upstream_path + (b"?" + query if query else b"")).decode("latin-1")
+        # An answer that depends on who asked is for that browser's cache only.
+        credentialed = authorization is not None or bool(cookies)
 
         # 4. Up and back down, streaming both ways.
         request_body = RequestBody(receive, self._max_body, self._idle) if has_body else None
         body = request_body.__aiter__() if request_body is not None else None
+        started = False
         try:
             async with runtime.http.request(
                 method,
-                URL(url, encoded=True),
+                url,
                 headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in out_headers],
                 data=body,
                 allow_redirects=False,
             ) as answer:
-                response_headers = downstream_response_headers(
-                    answer.raw_headers, prefix=self._prefix, upstream_origin=self._upstream_origin
-                )
+                response_headers = self._downstream(answer.raw_headers, credentialed=credentialed)
                 await send(
                     {
                         "type": "http.response.start",
@@ -196,6 +196,7 @@ class PostgrestMount:
                         "headers": response_headers,
                     }
                 )
+                started = True
                 if method == "HEAD" or answer.status in BODYLESS_STATUSES:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 elif answer.content_length is not None and answer.content_length <= CHUNK:
@@ -213,7 +214,14 @@ class PostgrestMount:
             TimeoutError,
             aiohttp.ClientError,
         ) as exc:
-            _drop_tracebacks(exc)
+            drop_tracebacks(exc)
+            if started:
+                # The status line is out, so no error answer can follow. Returning without the
+                # last body message makes the server close the connection mid-body: the client
+                # sees a truncated answer (no final chunk, or fewer bytes than Content-Length),
+                # never a complete-looking one.
+                logger.warning("upstream failed mid-answer: %s", type(exc).__name__)
+                return
             await self._reply_failure(send, exc, request_body)
 
     async def _reply_failure(
@@ -294,76 +302,8 @@ def _first(headers: list[Header], name: bytes) -> bytes | None:
     return None
 
 
-@lru_cache(maxsize=4096)
-def _escapes_mount(path: bytes) -> bool:
-    segments = unquote_to_bytes(path).replace(b"\\", b"/").split(b"/")
-    return any(segment in (b".", b"..") for segment in segments)
-
-
 def _within(content_length: bytes, limit: int) -> bool:
     return content_length.isdigit() and int(content_length) <= limit
-
-
-class RequestBody:
-    """The request body as it arrives, streamed upstream and refused past ``limit`` bytes.
-
-    What went wrong is kept here as well as raised: aiohttp wraps exceptions from a body
-    stream into its own, and the mount must still tell 413 and a vanished client apart.
-    """
-
-    __slots__ = ("_idle", "_limit", "_receive", "disconnected", "finished", "stalled", "too_large")
-
-    def __init__(self, receive: Receive, limit: int, idle: float) -> None:
-        self._receive = receive
-        self._limit = limit
-        self._idle = idle
-        self.too_large = False
-        self.disconnected = False
-        self.stalled = False
-        self.finished = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        seen = 0
-        while True:
-            try:
-                # A client that stops sending mid-body (slowloris) would otherwise hold this
-                # connection and a pooled upstream connection for as long as it likes.
-                async with asyncio.timeout(self._idle):
-                    message = await self._receive()
-            except TimeoutError:
-                self.stalled = True
-                raise BodyStalled from None
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-                raise ClientDisconnected
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > self._limit:
-                self.too_large = True
-                raise BodyTooLarge
-            if chunk:
-                yield chunk
-            if not message.get("more_body", False):
-                self.finished = True
-                return
-
-
-def _drop_tracebacks(exc: BaseException) -> None:
-    """Cut the tracebacks of ``exc`` and the exceptions chained to it.
-
-    aiohttp keeps the exception it raised in a frame that its own traceback holds, a cycle
-    that only the cyclic garbage collector frees. Until then the cycle holds this request's
-    frames, hence the server's ``receive``, and Granian keeps a connection open while its
-    request body can still be read: a stalled client's connection stayed open after the 408
-    that said ``Connection: close``. Only the links are cut; the frames are left alone
-    (``traceback.clear_frames`` would also finalize a coroutine still suspended in one).
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        current.__traceback__ = None
-        current = current.__cause__ or current.__context__
 
 
 async def _reply(send: Send, status: int, headers: list[Header], body: bytes) -> None:

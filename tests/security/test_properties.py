@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gateway.client_address import client_address, parse_networks
 from gateway.proxy.headers import (
+    CLIENT_CLAIMS,
     HOP_BY_HOP,
     normalized_name,
     strip_cookies,
@@ -198,6 +199,27 @@ def test_an_unlisted_proxy_header_from_the_client_is_dropped() -> None:
     out = forward([(b"Proxy-Secret", b"x")])
 
     assert b"proxy-secret" not in {n for n, _ in out}
+
+
+client_claim_name = st.sampled_from(sorted(CLIENT_CLAIMS)).flatmap(
+    lambda name: spelled(name.decode())
+)
+
+
+@PROPERTY
+@given(
+    forged=st.lists(st.tuples(client_claim_name, value), min_size=1, max_size=4),
+    others=st.lists(st.tuples(harmless_name, value), max_size=3),
+    trusted=st.booleans(),
+)
+def test_no_client_identity_or_url_rewrite_header_in_any_spelling_reaches_postgrest(
+    forged: list[tuple[bytes, bytes]], others: list[tuple[bytes, bytes]], trusted: bool
+) -> None:
+    """docs/proxy.md lists the class (True-Client-IP, X-Original-URL, X-HTTP-Method-Override
+    …); it is dropped whoever the peer is."""
+    out = forward([*forged, *others], trusted=trusted)
+
+    assert not {normalized_name(n) for n, _ in out} & CLIENT_CLAIMS, out
 
 
 GATEWAY_COOKIES = frozenset({b"gw_access", b"gw_refresh", b"gw_csrf"})
