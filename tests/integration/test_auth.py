@@ -430,7 +430,7 @@ async def test_switching_organization_issues_new_tokens_and_ends_the_old_session
     switched = await client.post(
         "/auth/switch-organization",
         headers=bearer(acme["access_token"]),
-        json={"organization_id": accounts.globex},
+        json={"organization_id": accounts.globex, "refresh_token": acme["refresh_token"]},
     )
 
     assert switched.status_code == 200
@@ -451,12 +451,15 @@ async def test_switching_to_an_organization_the_user_is_not_in_is_refused(
     response = await client.post(
         "/auth/switch-organization",
         headers=bearer(bob["access_token"]),
-        json={"organization_id": accounts.acme},
+        json={"organization_id": accounts.acme, "refresh_token": bob["refresh_token"]},
     )
 
     assert response.status_code == 403
     assert response.json()["code"] == "not_a_member"
     assert (await client.get("/auth/me", headers=bearer(bob["access_token"]))).status_code == 200
+    # The refused switch did not spend the refresh token.
+    refreshed = await client.post("/auth/refresh", json={"refresh_token": bob["refresh_token"]})
+    assert refreshed.status_code == 200
 
 
 # --- throttling and audit ------------------------------------------------------------------------
@@ -515,7 +518,10 @@ async def test_a_thief_cannot_shed_reuse_detection_by_switching_organization(
             await client.post(
                 "/auth/switch-organization",
                 headers=bearer(thief["access_token"]),
-                json={"organization_id": accounts.globex},
+                json={
+                    "organization_id": accounts.globex,
+                    "refresh_token": thief["refresh_token"],
+                },
             )
         ).json()
 
@@ -540,7 +546,7 @@ async def test_switching_organization_keeps_the_session_expiry(
     switched = await client.post(
         "/auth/switch-organization",
         headers=bearer(first["access_token"]),
-        json={"organization_id": accounts.acme},
+        json={"organization_id": accounts.globex, "refresh_token": first["refresh_token"]},
     )
     after = (await client.get("/auth/me", headers=bearer(switched.json()["access_token"]))).json()
 
