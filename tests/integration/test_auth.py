@@ -24,6 +24,9 @@ from tests.integration.conftest import (
     runtime_of,
 )
 
+# The peer address Litestar's test client reports for every request.
+TEST_CLIENT = "testclient"
+
 
 def decode_segment(segment: str) -> dict[str, Any]:
     decoded: dict[str, Any] = json.loads(
@@ -466,7 +469,7 @@ async def test_switching_to_an_organization_the_user_is_not_in_is_refused(
 
 
 @pytest.mark.parametrize("email", ["ada@example.com", "nobody@example.com"])
-async def test_five_failures_lock_the_account_even_for_the_right_password(
+async def test_five_failures_from_one_address_lock_that_address_out_even_with_the_right_password(
     client: Client, email: str
 ) -> None:
     failures = [
@@ -559,6 +562,7 @@ async def test_a_right_password_verified_while_a_burst_locked_the_account_is_ref
 ) -> None:
     from datetime import timedelta
 
+    from gateway.sessions.throttle import client_key
     from gateway.store.models import LoginThrottle, utcnow
 
     runtime = runtime_of(client)
@@ -573,6 +577,7 @@ async def test_a_right_password_verified_while_a_burst_locked_the_account_is_ref
                 db.add(
                     LoginThrottle(
                         email_key="ada@example.com",
+                        client_key=client_key(TEST_CLIENT),
                         failures=0,
                         window_started_at=utcnow(),
                         lockouts=1,
@@ -597,18 +602,24 @@ async def test_failures_while_locked_neither_extend_nor_escalate_the_lock(
     from gateway.sessions.throttle import record_failure
     from gateway.store.models import LoginThrottle, utcnow
 
+    # The per-email ceiling is out of reach here: this is about one address's lock.
+    auth_settings = auth_settings.model_copy(update={"login_email_max_failures": 1000})
     engine = make_engine(auth_settings)
     now = utcnow()
     async with make_sessionmaker(engine).begin() as db:
         locks = [
-            await record_failure(db, "x@example.com", now=now, settings=auth_settings)
+            await record_failure(
+                db, "x@example.com", "203.0.113.7", now=now, settings=auth_settings
+            )
             for _ in range(auth_settings.login_max_failures)
         ]
-        first = await db.get(LoginThrottle, "x@example.com")
+        first = await db.get(LoginThrottle, ("x@example.com", "203.0.113.7"))
         assert first is not None
         locked_until, lockouts = first.locked_until, first.lockouts
         in_flight = [
-            await record_failure(db, "x@example.com", now=now, settings=auth_settings)
+            await record_failure(
+                db, "x@example.com", "203.0.113.7", now=now, settings=auth_settings
+            )
             for _ in range(auth_settings.login_max_failures * 3)
         ]
         await db.refresh(first)
