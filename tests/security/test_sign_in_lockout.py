@@ -7,7 +7,7 @@ function of a real application over a real store with chosen client addresses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,13 +103,13 @@ def spray_settings(auth_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def spray_client(spray_settings: Settings, accounts: Accounts) -> Iterator[Client]:
+async def spray_client(spray_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
     from litestar.testing import AsyncTestClient
 
     from gateway.app import create_app
 
     async with AsyncTestClient(app=create_app(spray_settings)) as test_client:
-        yield test_client  # type: ignore[misc]
+        yield test_client
 
 
 async def attempt(client: Client, address: str, password: str, email: str) -> str:

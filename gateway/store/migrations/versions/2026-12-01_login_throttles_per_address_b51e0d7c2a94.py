@@ -40,7 +40,7 @@ def _throttles(*, with_client_key: bool) -> list[sa.Column[object]]:
 
 def _create_throttles(*, per_address: bool) -> sa.Table:
     key = ["email_key", "client_key"] if per_address else ["email_key"]
-    columns = [
+    columns: list[sa.schema.SchemaItem] = [
         sa.Column("email_key", sa.String(length=320), nullable=False),
         *([sa.Column("client_key", sa.String(length=64), nullable=False)] if per_address else []),
         sa.Column("failures", sa.Integer(), nullable=False),
@@ -69,9 +69,7 @@ def upgrade() -> None:
         sa.Column("email_key", sa.String(length=320), nullable=False),
         sa.Column("client_key", sa.String(length=64), nullable=False),
         sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "email_key", "client_key", name=op.f("pk_login_known_addresses")
-        ),
+        sa.PrimaryKeyConstraint("email_key", "client_key", name=op.f("pk_login_known_addresses")),
     )
 
 
