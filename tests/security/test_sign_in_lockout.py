@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 import pytest
 from sqlalchemy import update
@@ -113,18 +114,26 @@ async def spray_client(spray_settings: Settings, accounts: Accounts) -> AsyncIte
 
 
 async def attempt(client: Client, address: str, password: str, email: str) -> str:
-    """The outcome of one sign-in from ``address``: "ok" or the refusal's code."""
-    try:
-        await login(
-            runtime_of(client),
-            email=email,
-            password=password,
-            organization_id=None,
-            client=ClientInfo(ip=address, user_agent=None),
-        )
-    except GatewayError as exc:
-        return exc.code
-    return "ok"
+    """The outcome of one sign-in from ``address``: "ok" or the refusal's code.
+
+    It runs on the application's own event loop (the store's connections belong to it).
+    """
+
+    async def sign_in() -> str:
+        try:
+            await login(
+                runtime_of(client),
+                email=email,
+                password=password,
+                organization_id=None,
+                client=ClientInfo(ip=address, user_agent=None),
+            )
+        except GatewayError as exc:
+            return exc.code
+        return "ok"
+
+    portal = client.blocking_portal
+    return await anyio.to_thread.run_sync(lambda: portal.call(sign_in))
 
 
 async def backdate_known_address(settings: Settings, address: str, days: int) -> None:
