@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     login_failure_window: int = Field(default=900, ge=1)
     login_lockout: int = Field(default=300, ge=1)
     login_lockout_max: int = Field(default=3600, ge=1)
+    login_email_max_failures: int = Field(default=20, ge=1, le=100_000)
+    login_known_address_ttl: int = Field(default=30 * 24 * 3600, ge=0)
     auth_rate_limit: int = Field(default=60, ge=1)
     redis_url: str | None = Field(default=None, repr=False)
     cors_origins: Annotated[list[str], NoDecode] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -16,7 +15,6 @@ from gateway.proxy.errors import MethodNotServed
 from gateway.proxy.headers import (
     Header,
     check_request_headers,
-    cookie_value,
     strip_cookies,
     upstream_request_headers,
 )
@@ -33,9 +31,9 @@ from gateway.proxy.upstream import Upstream
 from gateway.request_log import request_id_of
 from gateway.runtime import Runtime
 from gateway.sessions.cookies import CSRF_HEADER, cookie_names
-from gateway.sessions.errors import CsrfFailed, SessionRevoked, UserSuspended
+from gateway.sessions.credentials import access_token, check_csrf, needs_csrf, read_credentials
+from gateway.sessions.errors import SessionRevoked, UserSuspended
 from gateway.settings import Settings
-from gateway.tokens.errors import InvalidToken
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -44,7 +42,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODYLESS_STATUSES = frozenset({204, 304})
 CHUNK = 64 * 1024
 
@@ -261,32 +258,24 @@ class PostgrestMount:
     def _authorize(
         self, runtime: Runtime, method: str, headers: list[Header], cookies: list[bytes]
     ) -> bytes | None:
-        """The Authorization header to send upstream, or None for an anonymous request."""
-        header = _first(headers, b"authorization")
-        via_cookie = False
-        if header is not None:
-            scheme, _, token_bytes = header.partition(b" ")
-            if scheme.lower() != b"bearer" or not token_bytes.strip():
-                raise InvalidToken("Send the access token as: Authorization: Bearer <token>.")
-            token = token_bytes.strip().decode("latin-1")
-        else:
-            cookie = cookie_value(cookies, self._access_cookie)
-            if not cookie:
-                return None
-            token, via_cookie = cookie.decode("latin-1"), True
+        """The Authorization header to send upstream, or None for an anonymous request.
+
+        The credentials are read from ``headers`` (every ``Cookie`` field) by the one parser
+        /auth uses too; ``cookies`` is not consulted, so the two can never disagree.
+        """
+        presented = read_credentials(headers, self._gateway_cookies, CSRF_HEADER.encode())
+        found = access_token(presented, self._access_cookie)
+        if found is None:
+            return None
+        token, via_cookie = found
         claims = runtime.tokens.verify(runtime.keys.ring, token)
         # Suspension first: it also revokes the user's sessions, and the answer should say why.
         if claims.get("sub") in runtime.revocations.suspended_users:
             raise UserSuspended("This account is suspended.")
         if claims.get("sid") in runtime.revocations.revoked_sessions:
             raise SessionRevoked("This session has ended; sign in again.")
-        if via_cookie and method in UNSAFE_METHODS:
-            expected = cookie_value(cookies, self._csrf_cookie) or b""
-            sent = _first(headers, CSRF_HEADER.encode()) or b""
-            if not expected or not hmac.compare_digest(expected, sent):
-                raise CsrfFailed(
-                    "The X-CSRF-Token header is missing or does not match the CSRF cookie."
-                )
+        if via_cookie and needs_csrf(method):
+            check_csrf(presented, self._csrf_cookie)
         return b"Bearer " + token.encode("latin-1")
 
 

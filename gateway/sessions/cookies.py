@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from dataclasses import dataclass
 
 from litestar.datastructures import Cookie
 
-from gateway.sessions.errors import CsrfFailed
 from gateway.settings import Settings
 
 CSRF_HEADER = "x-csrf-token"
@@ -19,21 +17,39 @@ class CookieNames:
     access: str
     refresh: str
     csrf: str
+    refresh_path: str
+    # (name, path) of cookies earlier versions set: expired on every login and logout.
+    retired: tuple[tuple[str, str], ...] = ()
 
     @property
     def all(self) -> tuple[str, str, str]:
         return (self.access, self.refresh, self.csrf)
 
+    @property
+    def encoded(self) -> frozenset[bytes]:
+        return frozenset(name.encode() for name in self.all)
+
 
 def cookie_names(settings: Settings) -> CookieNames:
     """``__Host-`` names when secure: the browser then refuses them from subdomains or plain HTTP.
 
-    The refresh cookie is scoped to ``/auth`` so that it never travels with API requests, and a
-    ``__Host-`` cookie must have ``Path=/``; it takes the ``__Secure-`` prefix instead.
+    The refresh cookie is ``__Host-`` too, so it needs ``Path=/``: a ``__Secure-`` cookie may be
+    set with ``Domain=`` by any sibling subdomain, which could plant its own refresh token and
+    swap a victim into the planter's session at the next refresh. It then also travels with
+    ``/rest`` requests, where the mount strips it before PostgREST. The old
+    ``__Secure-gw_refresh`` is not read any more (reading it when the new one is missing would
+    bring the swap back); it is only expired. Without ``Secure`` (plain-HTTP development) browsers
+    refuse both prefixes, so the names are plain and the refresh cookie keeps ``Path=/auth``.
     """
     if settings.cookie_secure:
-        return CookieNames("__Host-gw_access", "__Secure-gw_refresh", "__Host-gw_csrf")
-    return CookieNames("gw_access", "gw_refresh", "gw_csrf")
+        return CookieNames(
+            "__Host-gw_access",
+            "__Host-gw_refresh",
+            "__Host-gw_csrf",
+            refresh_path="/",
+            retired=(("__Secure-gw_refresh", "/auth"),),
+        )
+    return CookieNames("gw_access", "gw_refresh", "gw_csrf", refresh_path="/auth")
 
 
 def new_csrf_token() -> str:
@@ -71,7 +87,7 @@ def session_cookies(
             settings,
             names.refresh,
             refresh_token,
-            path="/auth",
+            path=names.refresh_path,
             httponly=True,
             max_age=settings.refresh_token_ttl,
         ),
@@ -84,6 +100,14 @@ def session_cookies(
             httponly=False,
             max_age=settings.refresh_token_ttl,
         ),
+        *_retired(settings, names),
+    ]
+
+
+def _retired(settings: Settings, names: CookieNames) -> list[Cookie]:
+    return [
+        _cookie(settings, name, "", path=path, httponly=True, max_age=0)
+        for name, path in names.retired
     ]
 
 
@@ -94,23 +118,9 @@ def cleared_cookies(settings: Settings) -> list[Cookie]:
             settings,
             name,
             "",
-            path="/auth" if name == names.refresh else "/",
+            path=names.refresh_path if name == names.refresh else "/",
             httponly=name != names.csrf,
             max_age=0,
         )
         for name in names.all
-    ]
-
-
-def check_csrf(cookie_value: str | None, header_value: str | None) -> None:
-    """Double-submit check: the header must repeat the CSRF cookie (constant-time compare).
-
-    A cross-site form can make the browser send our cookies, but it cannot read them to set the
-    header.
-    """
-    if (
-        not cookie_value
-        or not header_value
-        or not hmac.compare_digest(cookie_value.encode(), header_value.encode())
-    ):
-        raise CsrfFailed("The X-CSRF-Token header is missing or does not match the CSRF cookie.")
+    ] + _retired(settings, names)

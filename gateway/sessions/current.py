@@ -1,4 +1,4 @@
-"""Requests made with an access token: who is calling, /auth/me, switching organization."""
+"""Requests made with an access token: who is calling, and /auth/me."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit import record_event
-from gateway.errors import GatewayError
 from gateway.runtime import Runtime
 from gateway.sessions.errors import SessionExpired, SessionRevoked, UserSuspended
 from gateway.sessions.identity import (
     MembershipView,
-    choose_membership,
     identity_of,
     memberships_of,
 )
-from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens, start_session
-from gateway.sessions.revocation import revoke_session
 from gateway.settings import Settings
 from gateway.store.models import Session, User, utcnow
 from gateway.tokens.signing import KeyRing, verify_access_token
@@ -84,62 +79,4 @@ async def describe_caller(db: AsyncSession, caller: Caller) -> Me:
     return Me(user=caller.user, memberships=memberships, current=current, session=caller.session)
 
 
-async def switch_organization(
-    runtime: Runtime, *, token: str, organization_id: int, client: ClientInfo
-) -> IssuedTokens:
-    """A new session in another organization of the caller's; the old session is ended.
-
-    Replacing the session (rather than re-scoping it) means tokens minted for the previous
-    organization stop working at once, so one session never speaks for two organizations. The
-    replacement keeps the old session's expiry, and the old session records it, so reuse of an
-    old refresh token ends the replacement too (see refresh.py).
-    """
-    now = utcnow()
-    refusal: GatewayError | None = None
-    async with runtime.sessions.begin() as db:
-        caller = await authenticate(db, runtime, token, lock=True)
-        try:
-            membership = choose_membership(
-                caller.user, await memberships_of(db, caller.user.id), organization_id
-            )
-        except GatewayError as exc:
-            record_event(
-                db,
-                "switch_refused",
-                user_id=caller.user.id,
-                ip=client.ip,
-                details={"reason": exc.code},
-            )
-            refusal = exc
-        else:
-            assert membership is not None
-            session, refresh_token, identity = await start_session(
-                db,
-                runtime,
-                user=caller.user,
-                membership=membership,
-                client=client,
-                now=now,
-                event="organization_switched",
-                # The new session ends when the old one would have: switching is not a way to
-                # turn one access token into a fresh 30-day session.
-                expires_at=caller.session.expires_at,
-            )
-            caller.session.replaced_by = session.id
-            await revoke_session(db, caller.session, reason="switched_organization", now=now)
-    if refusal is not None:
-        raise refusal
-    return issue_tokens(
-        runtime, identity=identity, session_id=session.id, refresh_token=refresh_token
-    )
-
-
-__all__ = [
-    "Caller",
-    "Me",
-    "authenticate",
-    "describe_caller",
-    "identity_of",
-    "switch_organization",
-    "verify_caller",
-]
+__all__ = ["Caller", "Me", "authenticate", "describe_caller", "identity_of", "verify_caller"]

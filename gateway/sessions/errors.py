@@ -55,3 +55,28 @@ class TooManyAttempts(GatewayError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class DuplicateCookie(GatewayError):
+    code = "duplicate_cookie"
+    status = 400
+
+
+class DuplicateAuthorization(GatewayError):
+    code = "duplicate_authorization"
+    status = 400
+
+
+class RefreshTokenRequired(GatewayError):
+    code = "refresh_token_required"
+    status = 400
+
+
+class RefreshTokenRotated(GatewayError):
+    code = "refresh_token_rotated"
+    status = 409
+
+
+class AlreadyInOrganization(GatewayError):
+    code = "already_in_organization"
+    status = 409

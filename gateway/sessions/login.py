@@ -15,7 +15,13 @@ from gateway.runtime import Runtime
 from gateway.sessions.errors import InvalidCredentials, UserSuspended
 from gateway.sessions.identity import choose_membership, memberships_of
 from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens, start_session
-from gateway.sessions.throttle import check_not_locked, clear_failures, record_failure
+from gateway.sessions.throttle import (
+    check_not_locked,
+    clear_failures,
+    client_key,
+    record_failure,
+    remember_address,
+)
 from gateway.store.models import User, utcnow
 
 
@@ -53,8 +59,9 @@ async def login(
     settings = runtime.settings
     now = utcnow()
     key = throttle_key(email)
+    address = client_key(client.ip)
     async with runtime.sessions.begin() as db:
-        await check_not_locked(db, key, now=now)
+        await check_not_locked(db, key, address, now=now, settings=settings)
         user = await db.scalar(select(User).where(User.email_normalized == key))
     stored_hash = user.password_hash if user is not None else runtime.dummy_hash
     # The byte cap matches account creation; a longer password can never be right, but it is
@@ -66,7 +73,7 @@ async def login(
 
     if user is None or not verified:
         async with runtime.sessions.begin() as db:
-            locked = await record_failure(db, key, now=now, settings=settings)
+            locked = await record_failure(db, key, address, now=now, settings=settings)
             user_id = user.id if user is not None else None
             record_event(db, "login_failed", user_id=user_id, ip=client.ip)
             if locked:
@@ -77,10 +84,10 @@ async def login(
     async with runtime.sessions.begin() as db:
         # Attempts verified concurrently may have locked the account meanwhile: a right
         # password that arrives inside a burst of wrong ones must not get through.
-        await check_not_locked(db, key, now=utcnow())
+        await check_not_locked(db, key, address, now=utcnow(), settings=settings)
         user = await db.get(User, user.id, with_for_update=True)
         assert user is not None
-        await clear_failures(db, key)
+        await clear_failures(db, key, address)
         if user.status != "active":
             record_event(
                 db,
@@ -112,6 +119,7 @@ async def login(
                     now=now,
                     event="login_succeeded",
                 )
+                await remember_address(db, key, address, now=now, settings=settings)
     if refusal is not None:
         raise refusal
     return issue_tokens(

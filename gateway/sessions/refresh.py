@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -29,6 +30,104 @@ from gateway.store.models import RefreshToken, Session, User, utcnow
 from gateway.tokens.claims import Identity
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A refresh token's row, locked for this transaction, with its session and user."""
+
+    row: RefreshToken
+    session: Session
+    user: User
+
+
+async def hold_refresh_token(db: AsyncSession, refresh_token: str) -> Held:
+    """Find and lock a refresh token's row (``SELECT … FOR UPDATE`` on PostgreSQL)."""
+    if not looks_like_refresh_token(refresh_token):
+        raise InvalidRefreshToken("The refresh token is not valid.")
+    row = await db.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+        .with_for_update()
+    )
+    if row is None:
+        raise InvalidRefreshToken("The refresh token is not valid.")
+    session = await db.get(Session, row.session_id, with_for_update=True)
+    assert session is not None
+    user = await db.get(User, session.user_id)
+    assert user is not None
+    return Held(row=row, session=session, user=user)
+
+
+async def refuse_unusable(
+    db: AsyncSession, held: Held, *, now: datetime, client: ClientInfo
+) -> GatewayError | None:
+    """What refresh and switch-organization check before they spend a refresh token.
+
+    Raises when nothing was written; returns the refusal when what was written (a revocation)
+    must be committed before it is raised.
+    """
+    session, user = held.session, held.user
+    if user.status != "active":
+        # Said before "session revoked": suspension revokes the sessions too.
+        await revoke_session(db, session, reason="user_suspended", now=now)
+        return UserSuspended("This account is suspended.")
+    if session.revoked_at is not None:
+        if session.replaced_by is None:
+            raise SessionRevoked("This session has ended; sign in again.")
+        # A token of a session that switch-organization replaced, used or not, inside the grace
+        # window or not: the switch spent the session's newest token, so whoever presents one
+        # of its tokens holds a copy, and the replacement descends from it. Ending the
+        # replacements is what keeps a thief from keeping the session while the owner is
+        # logged out.
+        ended = await revoke_replacements(db, session, now=now)
+        record_event(
+            db,
+            "refresh_token_reused",
+            user_id=user.id,
+            ip=client.ip,
+            details={"session_id": session.id, "sessions_ended": ended},
+        )
+        return RefreshTokenReused(
+            "This refresh token was already used; the session has been ended."
+        )
+    if session.expires_at <= now:
+        raise SessionExpired("This session has expired; sign in again.")
+    return None
+
+
+async def spend(db: AsyncSession, held: Held, *, now: datetime, successor_hash: str | None) -> bool:
+    """Mark the token used; False when it was used before (the row is then re-read).
+
+    A compare-and-set: on SQLite (no row locks) a concurrent use may have won.
+    """
+    if held.row.used_at is not None:
+        return False
+    marked = await db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == held.row.token_hash, RefreshToken.used_at.is_(None))
+        .values(used_at=now, successor_hash=successor_hash)
+    )
+    if marked.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    await db.refresh(held.row)
+    return False
+
+
+async def end_for_reuse(db: AsyncSession, held: Held, *, now: datetime, client: ClientInfo) -> None:
+    await revoke_session(db, held.session, reason="refresh_token_reused", now=now)
+    record_event(
+        db,
+        "refresh_token_reused",
+        user_id=held.user.id,
+        ip=client.ip,
+        details={"session_id": held.session.id},
+    )
+
+
+def in_grace(held: Held, *, now: datetime, grace: int) -> bool:
+    used_at = held.row.used_at
+    return used_at is not None and now - used_at <= timedelta(seconds=grace)
+
+
 async def refresh(runtime: Runtime, *, refresh_token: str, client: ClientInfo) -> IssuedTokens:
     """Exchange a refresh token for a new pair.
 
@@ -43,71 +142,22 @@ async def refresh(runtime: Runtime, *, refresh_token: str, client: ClientInfo) -
         raise InvalidRefreshToken("The refresh token is not valid.")
     settings = runtime.settings
     now = utcnow()
-    token_hash = hash_refresh_token(refresh_token)
     successor = successor_of(refresh_token, key=await runtime.refresh_key())
     successor_hash = hash_refresh_token(successor)
-    refusal: GatewayError | None = None
     identity: Identity | None = None
 
     async with runtime.sessions.begin() as db:
-        row = await db.scalar(
-            select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
-        )
-        if row is None:
-            raise InvalidRefreshToken("The refresh token is not valid.")
-        session = await db.get(Session, row.session_id, with_for_update=True)
-        assert session is not None
-        user = await db.get(User, session.user_id)
-        assert user is not None
-        if user.status != "active":
-            # Said before "session revoked": suspension revokes the sessions too.
-            await revoke_session(db, session, reason="user_suspended", now=now)
-            refusal = UserSuspended("This account is suspended.")
-        elif session.revoked_at is not None:
-            in_grace = row.used_at is not None and now - row.used_at <= timedelta(
-                seconds=settings.refresh_reuse_grace
-            )
-            if row.used_at is None or in_grace or session.replaced_by is None:
-                raise SessionRevoked("This session has ended; sign in again.")
-            # A used token of a session that switch-organization replaced: the replacement
-            # descends from this token, so it is as suspect as the token itself.
-            ended = await revoke_replacements(db, session, now=now)
-            record_event(
-                db,
-                "refresh_token_reused",
-                user_id=user.id,
-                ip=client.ip,
-                details={"session_id": session.id, "sessions_ended": ended},
-            )
-            refusal = RefreshTokenReused(
-                "This refresh token was already used; the session has been ended."
-            )
-        elif session.expires_at <= now:
-            raise SessionExpired("This session has expired; sign in again.")
-
-        first_use = row.used_at is None
-        if refusal is None and first_use:
-            # Compare-and-set: on SQLite (no row locks) a concurrent refresh may have won.
-            marked = await db.execute(
-                update(RefreshToken)
-                .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None))
-                .values(used_at=now, successor_hash=successor_hash)
-            )
-            first_use = marked.rowcount == 1  # type: ignore[attr-defined]
-            if not first_use:
-                await db.refresh(row)
-        if refusal is None and not first_use:
-            assert row.used_at is not None
-            in_grace = now - row.used_at <= timedelta(seconds=settings.refresh_reuse_grace)
-            if not (in_grace and row.successor_hash == successor_hash):
-                await revoke_session(db, session, reason="refresh_token_reused", now=now)
-                record_event(
-                    db,
-                    "refresh_token_reused",
-                    user_id=user.id,
-                    ip=client.ip,
-                    details={"session_id": session.id},
-                )
+        held = await hold_refresh_token(db, refresh_token)
+        session, user = held.session, held.user
+        refusal = await refuse_unusable(db, held, now=now, client=client)
+        first_use = False
+        if refusal is None:
+            first_use = await spend(db, held, now=now, successor_hash=successor_hash)
+            if not first_use and not (
+                in_grace(held, now=now, grace=settings.refresh_reuse_grace)
+                and held.row.successor_hash == successor_hash
+            ):
+                await end_for_reuse(db, held, now=now, client=client)
                 refusal = RefreshTokenReused(
                     "This refresh token was already used; the session has been ended."
                 )

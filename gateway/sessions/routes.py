@@ -20,18 +20,25 @@ from gateway.runtime import Runtime
 from gateway.sessions import current
 from gateway.sessions.cookies import (
     CSRF_HEADER,
-    check_csrf,
     cleared_cookies,
     cookie_names,
     new_csrf_token,
     session_cookies,
 )
-from gateway.sessions.errors import MissingCredentials
+from gateway.sessions.credentials import (
+    Presented,
+    access_token,
+    check_csrf,
+    cookie,
+    read_credentials,
+)
+from gateway.sessions.errors import MissingCredentials, RefreshTokenRequired
 from gateway.sessions.issuing import ClientInfo, IssuedTokens
 from gateway.sessions.login import login as login_user
 from gateway.sessions.refresh import refresh as refresh_tokens
 from gateway.sessions.revocation import logout as logout_session
 from gateway.sessions.revocation import session_of_refresh_token
+from gateway.sessions.switching import switch_organization as switch_to
 from gateway.store.ids import ID_MAX
 from gateway.store.models import utcnow
 
@@ -59,6 +66,8 @@ class LogoutRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class SwitchOrganizationRequest(msgspec.Struct, forbid_unknown_fields=True):
     organization_id: PublicId
+    # Required unless the refresh cookie is sent (then with X-CSRF-Token).
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
 
 
 # Answers.
@@ -202,22 +211,26 @@ def client_of(request: Request[Any, Any, Any], runtime: Runtime) -> ClientInfo:
     return ClientInfo(ip=ip, user_agent=request.headers.get("user-agent"))
 
 
-def access_credentials(request: Request[Any, Any, Any], runtime: Runtime) -> tuple[str, bool]:
+def credentials_of(request: Request[Any, Any, Any], runtime: Runtime) -> Presented:
+    """The request's credentials, read by the parser the /rest mount uses too."""
+    names = cookie_names(runtime.settings)
+    return read_credentials(request.scope["headers"], names.encoded, CSRF_HEADER.encode())
+
+
+def access_credentials(presented: Presented, runtime: Runtime) -> tuple[str, bool]:
     """The access token and whether it came from the cookie (which then needs a CSRF check)."""
-    authorization = request.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip(), False
-    cookie = request.cookies.get(cookie_names(runtime.settings).access)
-    if cookie:
-        return cookie, True
-    raise MissingCredentials("Send an access token: Authorization: Bearer <token>.")
+    found = access_token(presented, cookie_names(runtime.settings).access.encode())
+    if found is None:
+        raise MissingCredentials("Send an access token: Authorization: Bearer <token>.")
+    return found
 
 
-def require_csrf(request: Request[Any, Any, Any], runtime: Runtime) -> None:
-    check_csrf(
-        request.cookies.get(cookie_names(runtime.settings).csrf), request.headers.get(CSRF_HEADER)
-    )
+def refresh_cookie(presented: Presented, runtime: Runtime) -> str | None:
+    return cookie(presented, cookie_names(runtime.settings).refresh.encode())
+
+
+def require_csrf(presented: Presented, runtime: Runtime) -> None:
+    check_csrf(presented, cookie_names(runtime.settings).csrf.encode())
 
 
 def provide_runtime(state: State) -> Runtime:
@@ -279,10 +292,11 @@ class AuthController(Controller):
         token = data.refresh_token if data is not None else None
         via_cookie = token is None
         if via_cookie:
-            token = request.cookies.get(cookie_names(runtime.settings).refresh)
+            presented = credentials_of(request, runtime)
+            token = refresh_cookie(presented, runtime)
             if not token:
                 raise MissingCredentials("Send a refresh token in the body or the refresh cookie.")
-            require_csrf(request, runtime)
+            require_csrf(presented, runtime)
         assert token is not None
         issued = await refresh_tokens(
             runtime, refresh_token=token, client=client_of(request, runtime)
@@ -312,22 +326,23 @@ class AuthController(Controller):
         scope = data.scope if data is not None else "local"
         client = client_of(request, runtime)
         cleared = cleared_cookies(runtime.settings)
+        presented = credentials_of(request, runtime)
         try:
-            token, via_cookie = access_credentials(request, runtime)
+            token, via_cookie = access_credentials(presented, runtime)
         except MissingCredentials:
             # The access cookie expires long before the refresh cookie: a browser signing out
             # after an hour must still be able to end its session.
-            refresh_cookie = request.cookies.get(cookie_names(runtime.settings).refresh)
-            if not refresh_cookie:
+            refresh = refresh_cookie(presented, runtime)
+            if not refresh:
                 raise
-            require_csrf(request, runtime)
+            require_csrf(presented, runtime)
             async with runtime.sessions.begin() as db:
-                session = await session_of_refresh_token(db, refresh_cookie)
+                session = await session_of_refresh_token(db, refresh)
                 if session is not None and session.revoked_at is None:
                     await logout_session(db, session, scope=scope, ip=client.ip, now=utcnow())
             return Response(None, status_code=204, cookies=cleared)
         if via_cookie:
-            require_csrf(request, runtime)
+            require_csrf(presented, runtime)
         async with runtime.sessions.begin() as db:
             caller = await current.authenticate(db, runtime, token)
             await logout_session(db, caller.session, scope=scope, ip=client.ip, now=utcnow())
@@ -338,9 +353,14 @@ class AuthController(Controller):
         summary="A new token pair for another organization of the caller's",
         status_code=200,
         responses=_errors(
-            _BAD_INPUT,
-            (401, "missing_token, invalid_token, session_revoked"),
+            (400, "refresh_token_required, invalid_request, duplicate_cookie"),
+            (
+                401,
+                "missing_token, invalid_token, invalid_refresh_token, refresh_token_reused, "
+                "session_revoked, session_expired",
+            ),
             (403, "not_a_member, user_suspended, csrf_failed"),
+            (409, "already_in_organization, refresh_token_rotated"),
             _TOO_BIG,
             _THROTTLED,
         ),
@@ -351,17 +371,34 @@ class AuthController(Controller):
         runtime: RuntimeDep,
         data: JSONBody[SwitchOrganizationRequest],
     ) -> Response[TokenResponse | CookieTokenResponse]:
-        """Starts a new session in that organization and ends the caller's current session."""
-        token, via_cookie = access_credentials(request, runtime)
-        if via_cookie:
-            require_csrf(request, runtime)
-        issued = await current.switch_organization(
+        """Spends the session's refresh token for a session in that organization.
+
+        Bearer (or the access cookie) says who asks; the refresh token in the body, or the
+        refresh cookie with X-CSRF-Token, is required too. The answer goes where the refresh
+        token came from: the body, or the cookies.
+        """
+        presented = credentials_of(request, runtime)
+        token, access_via_cookie = access_credentials(presented, runtime)
+        refresh = data.refresh_token
+        refresh_via_cookie = refresh is None
+        if refresh is None:
+            refresh = refresh_cookie(presented, runtime)
+        if refresh is None:
+            raise RefreshTokenRequired(
+                "Switching organization needs the session's refresh token as well: send "
+                '{"organization_id", "refresh_token"} with the bearer token, or the refresh '
+                "cookie with X-CSRF-Token."
+            )
+        if access_via_cookie or refresh_via_cookie:
+            require_csrf(presented, runtime)
+        issued = await switch_to(
             runtime,
-            token=token,
+            access_token=token,
+            refresh_token=refresh,
             organization_id=data.organization_id,
             client=client_of(request, runtime),
         )
-        return token_answer(runtime, issued, cookie=via_cookie)
+        return token_answer(runtime, issued, cookie=refresh_via_cookie)
 
     @get(
         "/me",
@@ -373,7 +410,7 @@ class AuthController(Controller):
         ),
     )
     async def me(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> MeResponse:
-        token, _ = access_credentials(request, runtime)
+        token, _ = access_credentials(credentials_of(request, runtime), runtime)
         async with runtime.sessions() as db:
             me = await current.describe_caller(db, await current.authenticate(db, runtime, token))
 

@@ -168,7 +168,11 @@ class AuthEvent(Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-ins per normalised email, shared by every replica through the store.
+    """Failed sign-ins, shared by every replica through the store.
+
+    One row per (normalised email, client key) holds the hard lock of one address (an IPv6
+    client by its /64); the row with client key ``*`` counts the email's failures from every
+    address, the ceiling that slows a spray (gateway/sessions/throttle.py).
 
     Keyed by the email and not by the user row, so an address that has no account is throttled
     exactly like one that has: the 429 must not tell an attacker which emails exist.
@@ -177,11 +181,26 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttles"
 
     email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    client_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lockouts: Mapped[int] = mapped_column(Integer, default=0)
     last_lockout_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LoginKnownAddress(Base):
+    """A client key that signed in to an email successfully, and when it last did.
+
+    Such an address is let through the email's ceiling (not through its own hard lock), so a
+    spray from strangers does not lock the owner out of their usual networks.
+    """
+
+    __tablename__ = "login_known_addresses"
+
+    email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    client_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_success_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ServerSecret(Base):

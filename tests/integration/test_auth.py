@@ -24,6 +24,9 @@ from tests.integration.conftest import (
     runtime_of,
 )
 
+# The peer address Litestar's test client reports for every request.
+TEST_CLIENT = "testclient"
+
 
 def decode_segment(segment: str) -> dict[str, Any]:
     decoded: dict[str, Any] = json.loads(
@@ -430,7 +433,7 @@ async def test_switching_organization_issues_new_tokens_and_ends_the_old_session
     switched = await client.post(
         "/auth/switch-organization",
         headers=bearer(acme["access_token"]),
-        json={"organization_id": accounts.globex},
+        json={"organization_id": accounts.globex, "refresh_token": acme["refresh_token"]},
     )
 
     assert switched.status_code == 200
@@ -451,19 +454,22 @@ async def test_switching_to_an_organization_the_user_is_not_in_is_refused(
     response = await client.post(
         "/auth/switch-organization",
         headers=bearer(bob["access_token"]),
-        json={"organization_id": accounts.acme},
+        json={"organization_id": accounts.acme, "refresh_token": bob["refresh_token"]},
     )
 
     assert response.status_code == 403
     assert response.json()["code"] == "not_a_member"
     assert (await client.get("/auth/me", headers=bearer(bob["access_token"]))).status_code == 200
+    # The refused switch did not spend the refresh token.
+    refreshed = await client.post("/auth/refresh", json={"refresh_token": bob["refresh_token"]})
+    assert refreshed.status_code == 200
 
 
 # --- throttling and audit ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("email", ["ada@example.com", "nobody@example.com"])
-async def test_five_failures_lock_the_account_even_for_the_right_password(
+async def test_five_failures_from_one_address_lock_that_address_out_even_with_the_right_password(
     client: Client, email: str
 ) -> None:
     failures = [
@@ -515,7 +521,10 @@ async def test_a_thief_cannot_shed_reuse_detection_by_switching_organization(
             await client.post(
                 "/auth/switch-organization",
                 headers=bearer(thief["access_token"]),
-                json={"organization_id": accounts.globex},
+                json={
+                    "organization_id": accounts.globex,
+                    "refresh_token": thief["refresh_token"],
+                },
             )
         ).json()
 
@@ -540,7 +549,7 @@ async def test_switching_organization_keeps_the_session_expiry(
     switched = await client.post(
         "/auth/switch-organization",
         headers=bearer(first["access_token"]),
-        json={"organization_id": accounts.acme},
+        json={"organization_id": accounts.globex, "refresh_token": first["refresh_token"]},
     )
     after = (await client.get("/auth/me", headers=bearer(switched.json()["access_token"]))).json()
 
@@ -553,6 +562,7 @@ async def test_a_right_password_verified_while_a_burst_locked_the_account_is_ref
 ) -> None:
     from datetime import timedelta
 
+    from gateway.sessions.throttle import client_key
     from gateway.store.models import LoginThrottle, utcnow
 
     runtime = runtime_of(client)
@@ -567,6 +577,7 @@ async def test_a_right_password_verified_while_a_burst_locked_the_account_is_ref
                 db.add(
                     LoginThrottle(
                         email_key="ada@example.com",
+                        client_key=client_key(TEST_CLIENT),
                         failures=0,
                         window_started_at=utcnow(),
                         lockouts=1,
@@ -591,18 +602,24 @@ async def test_failures_while_locked_neither_extend_nor_escalate_the_lock(
     from gateway.sessions.throttle import record_failure
     from gateway.store.models import LoginThrottle, utcnow
 
+    # The per-email ceiling is out of reach here: this is about one address's lock.
+    auth_settings = auth_settings.model_copy(update={"login_email_max_failures": 1000})
     engine = make_engine(auth_settings)
     now = utcnow()
     async with make_sessionmaker(engine).begin() as db:
         locks = [
-            await record_failure(db, "x@example.com", now=now, settings=auth_settings)
+            await record_failure(
+                db, "x@example.com", "203.0.113.7", now=now, settings=auth_settings
+            )
             for _ in range(auth_settings.login_max_failures)
         ]
-        first = await db.get(LoginThrottle, "x@example.com")
+        first = await db.get(LoginThrottle, ("x@example.com", "203.0.113.7"))
         assert first is not None
         locked_until, lockouts = first.locked_until, first.lockouts
         in_flight = [
-            await record_failure(db, "x@example.com", now=now, settings=auth_settings)
+            await record_failure(
+                db, "x@example.com", "203.0.113.7", now=now, settings=auth_settings
+            )
             for _ in range(auth_settings.login_max_failures * 3)
         ]
         await db.refresh(first)

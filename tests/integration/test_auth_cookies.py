@@ -134,25 +134,41 @@ async def test_cookie_login_sets_httponly_lax_cookies_scoped_by_path(
     assert access.value.count(".") == 2  # a compact JWS
 
 
-async def test_secure_cookie_login_uses_host_and_secure_prefixed_names(
+async def test_secure_cookie_login_uses_host_prefixed_names_for_all_three_cookies(
     secure_client: Client,
 ) -> None:
     response = await login_response(secure_client)
 
     assert response.status_code == 200
     cookies = set_cookies(response)
-    assert set(cookies) == {"__Host-gw_access", "__Secure-gw_refresh", "__Host-gw_csrf"}
-    for cookie in cookies.values():
+    live = {name: cookie for name, cookie in cookies.items() if cookie.attributes["max-age"] != "0"}
+    assert set(live) == {"__Host-gw_access", "__Host-gw_refresh", "__Host-gw_csrf"}
+    for cookie in live.values():
         assert "secure" in cookie.attributes
         assert cookie.attributes["samesite"] == "lax"
         assert "domain" not in cookie.attributes  # __Host- forbids it; host-only for all three
-    assert cookies["__Host-gw_access"].attributes["path"] == "/"
+        assert cookie.attributes["path"] == "/"  # and demands Path=/
     assert "httponly" in cookies["__Host-gw_access"].attributes
-    assert cookies["__Secure-gw_refresh"].attributes["path"] == "/auth"
-    assert "httponly" in cookies["__Secure-gw_refresh"].attributes
-    assert cookies["__Host-gw_csrf"].attributes["path"] == "/"
+    assert "httponly" in cookies["__Host-gw_refresh"].attributes
     assert "httponly" not in cookies["__Host-gw_csrf"].attributes
     assert cookies["__Host-gw_csrf"].value == response.json()["csrf_token"]
+    # The refresh cookie of earlier versions, which a sibling subdomain could plant, is expired.
+    retired = cookies["__Secure-gw_refresh"]
+    assert (retired.attributes["max-age"], retired.attributes["path"]) == ("0", "/auth")
+
+
+async def test_the_retired_secure_refresh_cookie_is_never_read(secure_client: Client) -> None:
+    cookies = set_cookies(await login_response(secure_client))
+    secure_client.cookies.clear()
+    csrf = cookies["__Host-gw_csrf"].value
+    planted = {"__Secure-gw_refresh": cookies["__Host-gw_refresh"].value, "__Host-gw_csrf": csrf}
+
+    response = await secure_client.post(
+        "/auth/refresh", headers={**cookie_header(**planted), "X-CSRF-Token": csrf}
+    )
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "missing_token"
 
 
 async def test_secure_app_reads_back_its_prefixed_cookie_names(secure_client: Client) -> None:
@@ -268,7 +284,9 @@ async def test_cookie_switch_organization_needs_the_csrf_header(
     client: Client, accounts: Accounts
 ) -> None:
     session = await cookie_login(client)
-    cookies = cookie_header(gw_access=session.access, gw_csrf=session.csrf)
+    cookies = cookie_header(
+        gw_access=session.access, gw_refresh=session.refresh, gw_csrf=session.csrf
+    )
     body = {"organization_id": accounts.globex}
 
     refused = await client.post("/auth/switch-organization", json=body, headers=cookies)
@@ -396,7 +414,7 @@ async def test_bearer_token_wins_over_cookies_and_needs_no_csrf(
 
     response = await client.post(
         "/auth/switch-organization",
-        json={"organization_id": accounts.globex},
+        json={"organization_id": accounts.globex, "refresh_token": tokens["refresh_token"]},
         headers={
             **bearer(tokens["access_token"]),
             **cookie_header(gw_access=cookie_session.access, gw_csrf=cookie_session.csrf),
