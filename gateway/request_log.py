@@ -29,6 +29,16 @@ def request_id_of(scope: Scope) -> bytes:
     return secrets.token_hex(12).encode()
 
 
+def raw_path_of(scope: Scope) -> bytes:
+    """The path as the client sent it, escapes intact; b"" when the server gives none.
+
+    Cut at the first '?': some servers and test clients put the query string into raw_path
+    too, and a query (``?access_token=…``) must never reach a log line or the path checks.
+    """
+    raw: bytes = scope.get("raw_path") or b""
+    return raw.partition(b"?")[0]
+
+
 def started_answer(scope: Scope) -> bool:
     """Whether the answer to this request (inside a :class:`RequestLog`) has begun."""
     return bool(scope.get("state", {}).get("response_status"))
@@ -56,8 +66,7 @@ class RequestLog:
         request_id = request_id_of(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id.decode()
-        raw_path = scope.get("raw_path")
-        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        path = raw_path_of(scope).decode("latin-1") or scope["path"]
         started = time.perf_counter()
         status = 0
         finished = False

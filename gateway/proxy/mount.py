@@ -28,7 +28,7 @@ from gateway.proxy.request_body import (
 )
 from gateway.proxy.response_headers import SECURITY_HEADERS, DownstreamHeaders
 from gateway.proxy.upstream import Upstream
-from gateway.request_log import request_id_of
+from gateway.request_log import raw_path_of, request_id_of
 from gateway.runtime import Runtime
 from gateway.sessions.cookies import CSRF_HEADER, cookie_names
 from gateway.sessions.credentials import access_token, check_csrf, needs_csrf, read_credentials
@@ -122,7 +122,7 @@ class PostgrestMount:
         # 1. Where the request goes: decided on the raw path alone (see paths.py), then built
         # from the configured upstream's parts. (CORS, preflights included, is cors_middleware's.)
         try:
-            path = mounted_path(scope.get("raw_path") or b"", self._prefix)
+            path = mounted_path(raw_path_of(scope), self._prefix)
             if method not in SERVED_METHODS:
                 raise MethodNotServed("PostgREST does not serve this method.")
             check_query(query, self._max_query)

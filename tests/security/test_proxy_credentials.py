@@ -89,3 +89,20 @@ async def test_the_litestar_mount_refuses_a_path_it_does_not_own(
 
     assert [a.status_code for a in answers] == [404, 404, 404]
     assert upstream.heads[before:] == []
+
+
+async def test_a_raw_path_that_carries_the_query_forwards_it_once_and_never_logs_it(
+    client: Client, upstream: RecordingUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Litestar's test client (like some servers) puts the query into raw_path too: the path
+    ends at the first '?', the query comes from query_string alone."""
+    before = len(upstream.heads)
+
+    with caplog.at_level(logging.INFO, logger="gateway.request"):
+        response = await client.get("/rest/projects?select=id&access_token=secret-token")
+
+    assert response.status_code == 200
+    assert upstream.request_lines(before) == [
+        b"GET /projects?select=id&access_token=secret-token HTTP/1.1"
+    ]
+    assert "secret-token" not in caplog.text

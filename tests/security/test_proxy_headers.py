@@ -365,3 +365,18 @@ def test_a_proxied_request_is_logged_with_the_path_the_client_sent(
     (line,) = [r.getMessage() for r in caplog.records if r.name == "gateway.request"]
     assert " path=/rest/auth/login status=200 " in line
     assert "truncated" not in line
+
+
+def test_a_query_inside_raw_path_is_neither_forwarded_twice_nor_logged(
+    door: Door, upstream: RecordingUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = len(upstream.heads)
+
+    with caplog.at_level(logging.INFO, logger="gateway.request"):
+        answer = door.request(
+            b"/rest/p?access_token=secret-token", path="/rest/p", query=b"access_token=secret-token"
+        )
+
+    assert answer.status == 200
+    assert upstream.request_lines(before) == [b"GET /p?access_token=secret-token HTTP/1.1"]
+    assert "secret-token" not in caplog.text

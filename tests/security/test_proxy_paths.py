@@ -111,10 +111,11 @@ def test_every_forwarded_request_goes_to_the_configured_upstream_under_the_mount
     assert elsewhere.heads == []
     sent = upstream.request_lines(before)
     if answer.status == 200:  # forwarded: exactly once, to /base + what followed the prefix
-        assert raw_path == b"/rest" or raw_path.startswith(b"/rest/")
+        path = raw_path.partition(b"?")[0]  # a '?' always ends the path; the query is separate
+        assert path == b"/rest" or path.startswith(b"/rest/")
         (line,) = sent
         target = line.split(b" ")[1]
-        expected = b"/base" + (raw_path[len(b"/rest") :] or b"/")
+        expected = b"/base" + (path[len(b"/rest") :] or b"/")
         assert target == expected + (b"?" + query if query else b""), (raw_path, line)
         assert_no_decoding_leaves_the_mount(target.partition(b"?")[0])
     else:  # refused: before anything went upstream, with a JSON error or Litestar's 404
@@ -219,3 +220,12 @@ def test_mounted_path_is_what_follows_the_prefix_and_starts_with_a_slash(
     raw_path: bytes, expected: bytes
 ) -> None:
     assert mounted_path(raw_path, b"/rest") == expected
+
+
+def test_a_question_mark_in_raw_path_ends_the_path(door: Door, upstream: RecordingUpstream) -> None:
+    before = len(upstream.heads)
+
+    answer = door.request(b"/rest/a?@evil.example/x", path="/rest/a", query=b"q=1")
+
+    assert answer.status == 200
+    assert upstream.request_lines(before) == [b"GET /base/a?q=1 HTTP/1.1"]
