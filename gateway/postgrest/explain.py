@@ -99,7 +99,13 @@ def explain_token(
     settings: Settings, ring: KeyRing, token: str, *, method: str = "GET", path: str = "/"
 ) -> Explanation:
     """Verify ``token`` exactly as the gateway does, then describe PostgREST's side of it."""
-    claims = verify_access_token(ring, token, issuer=settings.issuer, audience=settings.audience)
+    claims = verify_access_token(
+        ring,
+        token,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        allowed_roles=settings.allowed_roles,
+    )
     role = claims.get("role") if isinstance(claims.get("role"), str) else settings.anon_role
     statements = [
         # As PostgREST 12 runs it: READ COMMITTED unless the role or function sets another

@@ -40,7 +40,11 @@ async def authenticate(
     """
     settings = runtime.settings
     claims = verify_access_token(
-        runtime.keys.ring, token, issuer=settings.issuer, audience=settings.audience
+        runtime.keys.ring,
+        token,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        allowed_roles=settings.allowed_roles,
     )
     session_id = claims.get("sid")
     session = (
@@ -125,7 +129,11 @@ async def switch_organization(
     if refusal is not None:
         raise refusal
     return issue_tokens(
-        runtime, identity=identity, session_id=session.id, refresh_token=refresh_token
+        runtime,
+        identity=identity,
+        session_id=session.id,
+        session_expires_at=session.expires_at,
+        refresh_token=refresh_token,
     )
 
 
