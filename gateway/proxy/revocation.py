@@ -139,11 +139,10 @@ class Revocations:
             )
             revoked = dict(self._alive((row.id, row.revoked_at, row.expires_at) for row in rows))
             suspended = await _suspended_users(db)
-        self.revoked_sessions = revoked
+        self.revoked_sessions = revoked  # built from live rows only: this is the pruning
         self.suspended_users = suspended
         self._mark = mark
         self._last_full = time.monotonic()
-        self.prune()
 
     async def sync(self) -> None:
         """Read what changed since the last read: in commit order on PostgreSQL (see above).
@@ -163,10 +162,10 @@ class Revocations:
             )
             changed = list(self._alive((row.id, row.revoked_at, row.expires_at) for row in rows))
             suspended = await _suspended_users(db)
+        # No pruning here: it walks the whole set, and the next full re-read drops the expired.
         self.revoked_sessions.update(changed)
         self.suspended_users = suspended
         self._mark = mark
-        self.prune()
 
     def prune(self) -> None:
         """Forget sessions whose every token has expired, so the set stops growing."""
