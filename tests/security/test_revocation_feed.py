@@ -180,7 +180,7 @@ async def test_revoked_sessions_leave_the_set_once_every_token_of_theirs_has_exp
     assert sid_of(ended) in feed.revoked_sessions
 
     clock.now = until + timedelta(seconds=1)
-    feed.prune()  # without a read: the set shrinks between full re-reads too
+    feed.prune()  # the decision alone, without a read
     assert sid_of(ended) not in feed.revoked_sessions
     await feed.resync()
     assert len(feed.revoked_sessions) == 0
