@@ -82,7 +82,11 @@ def rates_for(alg: str, seconds: float) -> TokenRates:
 
     def claims() -> dict[str, Any]:
         return build_access_claims(
-            IDENTITY, settings=settings, session_id="bench", now=int(time.time())
+            IDENTITY,
+            settings=settings,
+            session_id="bench",
+            now=int(time.time()),
+            not_after=int(time.time()) + 86400,
         )
 
     sign_rate = per_cpu_second(lambda: sign_access_token(ring, claims()), seconds)
@@ -91,10 +95,17 @@ def rates_for(alg: str, seconds: float) -> TokenRates:
     position = iter(range(10**9))
 
     def verify_next() -> None:
-        verify_access_token(ring, tokens[next(position) % len(tokens)], issuer=settings.issuer)
+        verify_access_token(
+            ring,
+            tokens[next(position) % len(tokens)],
+            issuer=settings.issuer,
+            allowed_roles=settings.allowed_roles,
+        )
 
     verify_rate = per_cpu_second(verify_next, seconds)
-    cache = VerifiedTokens(size=1000, issuer=settings.issuer, audience=None)
+    cache = VerifiedTokens(
+        size=1000, issuer=settings.issuer, audience=None, allowed_roles=settings.allowed_roles
+    )
     cache.verify(ring, tokens[0])
     cached_rate = per_cpu_second(lambda: cache.verify(ring, tokens[0]), seconds)
     return TokenRates(

@@ -63,7 +63,10 @@ class Runtime:
             dummy_hash=dummy_hash,
             http=make_client_session(settings),
             tokens=VerifiedTokens(
-                size=settings.token_cache_size, issuer=settings.issuer, audience=settings.audience
+                size=settings.token_cache_size,
+                issuer=settings.issuer,
+                audience=settings.audience,
+                allowed_roles=settings.allowed_roles,
             ),
             revocations=revocations,
         )

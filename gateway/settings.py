@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     upstream_read_timeout: float = Field(default=60.0, gt=0, le=3600)
     upstream_pool_size: int = Field(default=100, ge=1, le=10000)
     token_cache_size: int = Field(default=10000, ge=0, le=1_000_000)
+    revocation_resync: float = Field(default=60.0, ge=1, le=3600)
     proxy_max_body: int = Field(default=10 * 1024 * 1024, ge=1)
     proxy_max_query: int = Field(default=8192, ge=256, le=1024 * 1024)
     body_idle_timeout: float = Field(default=15.0, gt=0, le=600)

@@ -202,7 +202,7 @@ async def _check_postgrest(settings: Settings, ring: KeyRing | None, upstream: s
                         "Run `gateway keys init`.",
                     ),
                 ]
-            token = sign_access_token(ring, _probe_claims(settings))
+            token = probe_token(settings, ring)
             async with http.get(
                 upstream + "/", headers={"Authorization": f"Bearer {token}"}
             ) as answer:
@@ -226,22 +226,31 @@ async def _check_postgrest(settings: Settings, ring: KeyRing | None, upstream: s
     return [reachable, Check("probe token", False, *_diagnose(status, body, ring, settings))]
 
 
-def _probe_claims(settings: Settings) -> dict[str, object]:
+#: The probe's ``token_type``: the gateway's verifier accepts only ``"access_token"``.
+PROBE_TOKEN_TYPE = "doctor_probe"  # noqa: S105 - a claim value, not a secret
+PROBE_LIFETIME = 60  # seconds
+
+
+def probe_token(settings: Settings, ring: KeyRing) -> str:
+    """The token doctor shows PostgREST: signed by the current key, and nobody's access token.
+
+    PostgREST needs a valid signature, ``exp``, ``aud`` when one is configured, and ``role``;
+    it reads nothing else. The gateway's verifier refuses the probe three times over: its
+    ``token_type`` is not ``access_token``, and it names no user (``sub``) and no session
+    (``sid``); so a probe that leaks (a log, a hostile ``--upstream-url``) is worthless at /rest
+    and /auth/me, and the SQL helpers (``auth.claims()`` needs ``sub``) see no user in it.
+    """
     now = int(time.time())
     claims: dict[str, object] = {
         "iss": settings.issuer,
-        "sub": "0",
         "iat": now,
-        "exp": now + 60,
-        "sid": "doctor-probe",
+        "exp": now + PROBE_LIFETIME,
         "role": settings.authenticated_role,
-        "token_type": "access_token",
-        "user": None,
-        "organization": None,
+        "token_type": PROBE_TOKEN_TYPE,
     }
     if settings.audience:
         claims["aud"] = settings.audience
-    return claims
+    return sign_access_token(ring, claims)
 
 
 def _diagnose(status: int, body: str, ring: KeyRing, settings: Settings) -> tuple[str, str]:

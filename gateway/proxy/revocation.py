@@ -1,9 +1,27 @@
 """Which sessions are revoked and which users suspended, known to every gateway process at once.
 
-Access tokens are verified without the store; this set is what makes logout, reuse detection
-and suspension take effect before the tokens expire. Changes arrive by ``LISTEN`` on PostgreSQL
-(the transaction that revokes also ``NOTIFY``s, delivered on commit) with a periodic re-sync as
-a safety net, and by polling twice a second on SQLite.
+Access tokens are verified without the store; this feed is what makes logout, reuse detection
+and suspension take effect before the tokens expire. No timing may lose a revocation, so the
+feed never orders revocations by ``revoked_at``: that is the writer's clock, taken before its
+transaction commits, and a transaction that commits late or a replica whose clock is slow
+writes a ``revoked_at`` that lies behind what the feed has already read.
+
+How it reads instead:
+
+* **A full re-read** of every revocation whose tokens can still be alive (see
+  :func:`alive_until`) at start-up, every ``GATEWAY_REVOCATION_RESYNC`` seconds, and on SQLite
+  at every poll. It replaces what the process knew, so it also forgets what has expired.
+* **An incremental read in commit order** on PostgreSQL. A trigger stamps each revocation with
+  the id of its transaction (``sessions.revocation_mark``, migration ``9d2c4b6e8f10``) and
+  NOTIFYs on commit. A sequence or a timestamp would not do: both are taken before commit, so
+  a lower value can become visible after a higher one was read. A transaction id does, read
+  against a snapshot's ``xmin``: every transaction below the xmin had finished when the snapshot
+  was taken, so a read that starts after it sees them all. Each incremental read therefore
+  fetches the rows whose mark is at least the xmin taken before the previous read; whatever
+  committed late is still at or above that xmin, and nothing committed can fall below it
+  unread. Long-running transactions only make the read overlap more.
+
+Suspended users are few and are re-read in full at every read.
 """
 
 from __future__ import annotations
@@ -11,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -20,44 +40,77 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.postgrest.notify import asyncpg_dsn
 from gateway.settings import Settings
 from gateway.store.models import Session, User, utcnow
+from gateway.tokens.signing import LEEWAY_SECONDS
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "gateway_revocations"
+CHANNEL = "gateway_revocations"  # the migration's trigger NOTIFYs this channel too
 POLL_SECONDS = 0.5
-RESYNC_SECONDS = 5.0
-_OVERLAP = timedelta(seconds=5)  # re-read a little of the past: commits land out of order
+LISTEN_POLL_SECONDS = 5.0  # an incremental read even without a notification, while LISTENing
+#: How far the writer's clock (``revoked_at``, the session's expiry) may lag the reader's before
+#: a revoked session is forgotten too early. Gateways whose clocks disagree by more than the 30 s
+#: token leeway already misjudge expiry (``gateway doctor`` checks the skew).
+CLOCK_MARGIN = timedelta(minutes=5)
+
+_XMIN = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def alive_until(*, revoked_at: datetime, expires_at: datetime, settings: Settings) -> datetime:
+    """The last moment a token of a session revoked at ``revoked_at`` may still be accepted.
+
+    No token is issued for a session after its revocation, and none outlives its session
+    (``exp`` is capped at the session's expiry), so the last one expires at the earlier of the
+    two; tokens are accepted :data:`LEEWAY_SECONDS` past ``exp``, and :data:`CLOCK_MARGIN`
+    covers writers whose clock is behind.
+    """
+    last_exp = min(revoked_at + timedelta(seconds=settings.access_token_ttl), expires_at)
+    return last_exp + timedelta(seconds=LEEWAY_SECONDS) + CLOCK_MARGIN
 
 
 async def announce_revocation(db: AsyncSession) -> None:
-    """Tell every gateway process to re-sync, when the caller's transaction commits."""
+    """Tell every gateway process to re-read, when the caller's transaction commits."""
     if db.get_bind().dialect.name == "postgresql":
         await db.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
 class Revocations:
+    """The process's view of the feed; the mount reads ``revoked_sessions`` and
+    ``suspended_users`` with ``in`` on every request."""
+
     __slots__ = (
         "_changed",
+        "_clock",
+        "_last_full",
+        "_lock",
+        "_mark",
         "_sessions",
         "_settings",
         "_task",
-        "_watermark",
         "revoked_sessions",
         "suspended_users",
     )
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._settings = settings
         self._sessions = sessions
-        self.revoked_sessions: set[str] = set()
+        self._clock = clock
+        self.revoked_sessions: dict[str, datetime] = {}  # session id → alive_until
         self.suspended_users: set[str] = set()  # as the token's "sub": the user id as a string
-        self._watermark: datetime | None = None
+        self._mark: int | None = None  # PostgreSQL: the xmin taken before the last read
+        self._last_full = float("-inf")
+        self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         try:
-            await self.sync()
+            await self.resync()
         except Exception:  # noqa: BLE001 - a store that is down now is retried by the loop
             logger.warning("revocations: store unreachable at start-up; retrying")
         self._task = asyncio.create_task(self._run(), name="gateway-revocations")
@@ -69,24 +122,76 @@ class Revocations:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def sync(self) -> None:
-        """Read sessions revoked since the last sync, and every suspended user."""
-        now = utcnow()
-        since = self._watermark - _OVERLAP if self._watermark else None
-        async with self._sessions() as db:
-            query = select(Session.id).where(
-                Session.revoked_at.is_not(None), Session.expires_at > now
+    async def resync(self) -> None:
+        """Re-read every revocation whose tokens can still be alive, and forget the rest."""
+        async with self._lock, self._sessions() as db:
+            mark = await self._current_mark(db)
+            now = self._clock()
+            # The bounds use the index on revoked_at; alive_until then decides exactly.
+            ttl = timedelta(seconds=self._settings.access_token_ttl)
+            slack = timedelta(seconds=LEEWAY_SECONDS) + CLOCK_MARGIN
+            rows = await db.execute(
+                select(Session.id, Session.revoked_at, Session.expires_at).where(
+                    Session.revoked_at.is_not(None),
+                    Session.revoked_at > now - ttl - slack,
+                    Session.expires_at > now - slack,
+                )
             )
-            if since is not None:
-                query = query.where(Session.revoked_at >= since)
-            revoked = set((await db.scalars(query)).all())
-            suspended = {
-                str(user_id)
-                for user_id in (await db.scalars(select(User.id).where(User.status != "active")))
-            }
-        self.revoked_sessions |= revoked
+            revoked = dict(self._alive((row.id, row.revoked_at, row.expires_at) for row in rows))
+            suspended = await _suspended_users(db)
+        self.revoked_sessions = revoked  # built from live rows only: this is the pruning
         self.suspended_users = suspended
-        self._watermark = now
+        self._mark = mark
+        self._last_full = time.monotonic()
+
+    async def sync(self) -> None:
+        """Read what changed since the last read: in commit order on PostgreSQL (see above).
+
+        SQLite has no transaction ids to order by; its store is one file on one machine, and
+        a full re-read there costs one indexed range scan, so every read is a full one.
+        """
+        if self._settings.is_sqlite or self._mark is None:
+            await self.resync()
+            return
+        async with self._lock, self._sessions() as db:
+            mark = await self._current_mark(db)  # taken before the read: see the module doc
+            rows = await db.execute(
+                select(Session.id, Session.revoked_at, Session.expires_at).where(
+                    Session.revocation_mark >= self._mark
+                )
+            )
+            changed = list(self._alive((row.id, row.revoked_at, row.expires_at) for row in rows))
+            suspended = await _suspended_users(db)
+        # No pruning here: it walks the whole set, and the next full re-read drops the expired.
+        self.revoked_sessions.update(changed)
+        self.suspended_users = suspended
+        self._mark = mark
+
+    def prune(self) -> None:
+        """Forget sessions whose every token has expired, so the set stops growing."""
+        now = self._clock()
+        expired = [sid for sid, until in self.revoked_sessions.items() if until <= now]
+        for sid in expired:
+            del self.revoked_sessions[sid]
+
+    def _alive(
+        self, rows: Iterable[tuple[str, datetime | None, datetime]]
+    ) -> Iterable[tuple[str, datetime]]:
+        now = self._clock()
+        for sid, revoked_at, expires_at in rows:
+            if revoked_at is None:
+                continue
+            until = alive_until(
+                revoked_at=revoked_at, expires_at=expires_at, settings=self._settings
+            )
+            if until > now:
+                yield sid, until
+
+    async def _current_mark(self, db: AsyncSession) -> int | None:
+        if self._settings.is_sqlite:
+            return None
+        mark = await db.scalar(_XMIN)
+        return int(mark) if mark is not None else None
 
     async def _run(self) -> None:
         if self._settings.is_sqlite:
@@ -100,9 +205,12 @@ class Revocations:
             await asyncio.wait_for(self._changed.wait(), timeout=interval)
         self._changed.clear()
         try:
-            await self.sync()
+            if time.monotonic() - self._last_full >= self._settings.revocation_resync:
+                await self.resync()
+            else:
+                await self.sync()
         except Exception:  # noqa: BLE001 - keep the last known state, try again
-            logger.warning("revocations: re-sync failed; keeping the last known state")
+            logger.warning("revocations: re-read failed; keeping the last known state")
 
     async def _listen(self) -> None:
         while True:
@@ -115,12 +223,17 @@ class Revocations:
                 with contextlib.suppress(Exception):  # e.g. a store not yet migrated
                     await self.sync()  # whatever was missed while not listening
                 while not connection.is_closed():
-                    await self._wait_and_sync(RESYNC_SECONDS)
+                    await self._wait_and_sync(LISTEN_POLL_SECONDS)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                 logger.warning("revocations: cannot LISTEN on the store; polling meanwhile")
-                for _ in range(int(RESYNC_SECONDS / POLL_SECONDS)):
+                for _ in range(int(LISTEN_POLL_SECONDS / POLL_SECONDS)):
                     await self._wait_and_sync(POLL_SECONDS)
             finally:
                 if connection is not None:
                     with contextlib.suppress(Exception):
                         await connection.close()
+
+
+async def _suspended_users(db: AsyncSession) -> set[str]:
+    suspended = await db.scalars(select(User.id).where(User.status != "active"))
+    return {str(user_id) for user_id in suspended}

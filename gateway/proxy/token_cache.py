@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 from gateway.tokens.signing import LEEWAY_SECONDS, KeyRing, verify_access_token
@@ -18,13 +19,18 @@ class VerifiedTokens:
     goes first.
     """
 
-    __slots__ = ("_audience", "_entries", "_issuer", "_size")
+    __slots__ = ("_allowed_roles", "_audience", "_entries", "_issuer", "_size")
 
-    def __init__(self, *, size: int, issuer: str, audience: str | None) -> None:
+    def __init__(
+        self, *, size: int, issuer: str, audience: str | None, allowed_roles: Collection[str]
+    ) -> None:
         self._entries: dict[str, tuple[float, str, dict[str, Any]]] = {}
         self._size = size
         self._issuer = issuer
         self._audience = audience
+        # The settings of this process: a role taken off the list takes a restart, and the
+        # restart empties the cache, so a cached token never outlives its role.
+        self._allowed_roles = frozenset(allowed_roles)
 
     def verify(self, ring: KeyRing, token: str) -> dict[str, Any]:
         """Claims of a valid token; raises ``InvalidToken`` otherwise (never caches a failure)."""
@@ -34,7 +40,13 @@ class VerifiedTokens:
             if time.time() < expires and kid in ring.kids:
                 return claims
             del self._entries[token]
-        claims = verify_access_token(ring, token, issuer=self._issuer, audience=self._audience)
+        claims = verify_access_token(
+            ring,
+            token,
+            issuer=self._issuer,
+            audience=self._audience,
+            allowed_roles=self._allowed_roles,
+        )
         if self._size:
             if len(self._entries) >= self._size:
                 del self._entries[next(iter(self._entries))]

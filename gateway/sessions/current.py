@@ -41,7 +41,13 @@ async def verify_caller(
     db: AsyncSession, ring: KeyRing, settings: Settings, token: str, *, lock: bool = False
 ) -> Caller:
     """:func:`authenticate` with the keys and settings given, for ``gateway explain``."""
-    claims = verify_access_token(ring, token, issuer=settings.issuer, audience=settings.audience)
+    claims = verify_access_token(
+        ring,
+        token,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        allowed_roles=settings.allowed_roles,
+    )
     session_id = claims.get("sid")
     session = (
         await db.get(Session, session_id, with_for_update=lock)

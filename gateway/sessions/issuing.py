@@ -77,15 +77,25 @@ async def start_session(
 
 
 def issue_tokens(
-    runtime: Runtime, *, identity: Identity, session_id: str, refresh_token: str
+    runtime: Runtime,
+    *,
+    identity: Identity,
+    session_id: str,
+    session_expires_at: datetime,
+    refresh_token: str,
 ) -> IssuedTokens:
+    """Sign an access token for the session; it never outlives the session."""
     now = int(time.time())
     claims = build_access_claims(
-        identity, settings=runtime.settings, session_id=session_id, now=now
+        identity,
+        settings=runtime.settings,
+        session_id=session_id,
+        now=now,
+        not_after=int(session_expires_at.timestamp()),
     )
     return IssuedTokens(
         access_token=sign_access_token(runtime.keys.ring, claims),
-        expires_in=runtime.settings.access_token_ttl,
+        expires_in=claims["exp"] - now,
         expires_at=claims["exp"],
         refresh_token=refresh_token,
         identity=identity,

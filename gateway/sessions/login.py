@@ -123,5 +123,9 @@ async def login(
     if refusal is not None:
         raise refusal
     return issue_tokens(
-        runtime, identity=identity, session_id=session.id, refresh_token=refresh_token
+        runtime,
+        identity=identity,
+        session_id=session.id,
+        session_expires_at=session.expires_at,
+        refresh_token=refresh_token,
     )

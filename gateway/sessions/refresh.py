@@ -179,7 +179,13 @@ async def refresh(runtime: Runtime, *, refresh_token: str, client: ClientInfo) -
     if refusal is not None:
         raise refusal
     assert identity is not None
-    return issue_tokens(runtime, identity=identity, session_id=session.id, refresh_token=successor)
+    return issue_tokens(
+        runtime,
+        identity=identity,
+        session_id=session.id,
+        session_expires_at=session.expires_at,
+        refresh_token=successor,
+    )
 
 
 async def _still_allowed(

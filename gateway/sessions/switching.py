@@ -47,7 +47,11 @@ async def switch_organization(
     """
     settings = runtime.settings
     claims = verify_access_token(
-        runtime.keys.ring, access_token, issuer=settings.issuer, audience=settings.audience
+        runtime.keys.ring,
+        access_token,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        allowed_roles=settings.allowed_roles,
     )
     now = utcnow()
     async with runtime.sessions.begin() as db:
@@ -106,5 +110,9 @@ async def switch_organization(
     if refusal is not None:
         raise refusal
     return issue_tokens(
-        runtime, identity=identity, session_id=session.id, refresh_token=new_refresh_token
+        runtime,
+        identity=identity,
+        session_id=session.id,
+        session_expires_at=session.expires_at,
+        refresh_token=new_refresh_token,
     )

@@ -119,7 +119,11 @@ class Session(Base):
     """A sign-in: the ``sid`` claim of every token issued for it."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index(None, "user_id"),)
+    __table_args__ = (
+        Index(None, "user_id"),
+        Index(None, "revoked_at"),
+        Index(None, "revocation_mark"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
@@ -130,6 +134,10 @@ class Session(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoke_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Set by the database, never by the gateway: on PostgreSQL a trigger stamps each revocation
+    # with the id of the transaction that wrote it (see gateway/proxy/revocation.py for why
+    # that, and not revoked_at, orders the revocation feed). NULL on SQLite.
+    revocation_mark: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Set when switch-organization replaced this session: reuse of one of its refresh tokens
     # then ends the replacement too, so a thief cannot shed reuse detection by switching.
     replaced_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

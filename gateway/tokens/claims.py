@@ -9,8 +9,7 @@ from typing import Any
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.store.ids import ID_MAX
-
-ACCESS_TOKEN_TYPE = "access_token"  # noqa: S105 - a claim value, not a secret
+from gateway.tokens.signing import ACCESS_TOKEN_TYPE
 
 
 class RoleNotAllowed(GatewayError):
@@ -32,9 +31,14 @@ class Identity:
 
 
 def build_access_claims(
-    identity: Identity, *, settings: Settings, session_id: str, now: int
+    identity: Identity, *, settings: Settings, session_id: str, now: int, not_after: int
 ) -> dict[str, Any]:
-    """Claims of an access token issued at ``now`` (Unix seconds).
+    """Claims of an access token issued at ``now`` (Unix seconds) for a session that ends at
+    ``not_after``.
+
+    ``exp`` is ``now`` plus the access token lifetime, but never later than the session's end:
+    the revocation feed forgets a revoked session once its expiry has passed, and a token that
+    outlived its session would then work again (gateway/proxy/revocation.py).
 
     ``role`` is what PostgREST runs ``SET ROLE`` to, so it only ever comes from the allow-list
     (``GATEWAY_ALLOWED_ROLES``): a user whose stored role has since been taken off the list gets
@@ -53,7 +57,7 @@ def build_access_claims(
         "iss": settings.issuer,
         "sub": str(identity.user_id),
         "iat": now,
-        "exp": now + settings.access_token_ttl,
+        "exp": min(now + settings.access_token_ttl, not_after),
         "jti": secrets.token_urlsafe(16),
         "sid": session_id,
         "role": identity.db_role,

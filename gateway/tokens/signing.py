@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 import jwt
@@ -22,6 +22,10 @@ MAX_TOKEN_LENGTH: Final = 8 * 1024
 LEEWAY_SECONDS: Final = 30
 
 _REQUIRED_CLAIMS: Final = ["exp", "iat", "iss"]
+
+#: The one ``token_type`` a user's access token carries (the claims builder writes it). Other
+#: JWS signed by the same key, such as ``gateway doctor``'s probe, carry another one.
+ACCESS_TOKEN_TYPE: Final = "access_token"  # noqa: S105 - a claim value, not a secret
 
 
 class _VerificationKey:
@@ -121,7 +125,12 @@ def sign_access_token(ring: KeyRing, claims: Mapping[str, Any]) -> str:
 
 
 def verify_access_token(
-    ring: KeyRing, token: str, *, issuer: str, audience: str | None = None
+    ring: KeyRing,
+    token: str,
+    *,
+    issuer: str,
+    allowed_roles: Collection[str],
+    audience: str | None = None,
 ) -> dict[str, Any]:
     """Verify ``token`` and return its claims.
 
@@ -134,6 +143,12 @@ def verify_access_token(
     Audience (RFC 7519 section 4.1.3): with ``audience`` set, ``aud`` must be present and name
     it. Without one, a token that carries ``aud`` is refused: the gateway only issues ``aud``
     when an audience is configured, so such a token was meant for someone else.
+
+    Then the claims that make it a user's access token, each from an allow-list: ``token_type``
+    exactly ``"access_token"``; ``sub`` and ``sid`` non-empty strings (the revocation feed and
+    the store look the user and the session up by them); ``role`` one of ``allowed_roles``, the
+    current ``GATEWAY_ALLOWED_ROLES``, so a role taken off the list stops working at once,
+    even in tokens issued before (PostgREST would ``SET ROLE`` to whatever the claim says).
 
     Raises:
         InvalidToken: for any failure; the message never repeats a claim or header of the token.
@@ -179,4 +194,15 @@ def verify_access_token(
         raise InvalidToken("The token's signature is invalid.") from None
     except jwt.PyJWTError:
         raise InvalidToken("The token is invalid.") from None
+    if claims.get("token_type") != ACCESS_TOKEN_TYPE:
+        raise InvalidToken("The token is not an access token.")
+    if not _non_empty_string(claims.get("sub")) or not _non_empty_string(claims.get("sid")):
+        raise InvalidToken("The token names no user or no session.")
+    role = claims.get("role")
+    if not isinstance(role, str) or role not in allowed_roles:
+        raise InvalidToken("The token's role is not one this gateway grants.")
     return claims
+
+
+def _non_empty_string(value: object) -> bool:
+    return isinstance(value, str) and value != ""

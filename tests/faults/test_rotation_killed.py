@@ -48,7 +48,9 @@ def signed(ring: KeyRing) -> str:
     now = datetime.now(UTC)
     claims = {
         "sub": "1",
+        "sid": "session-1",
         "role": "authenticated",
+        "token_type": "access_token",
         "iss": ISSUER,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(hours=1)).timestamp()),
@@ -87,7 +89,7 @@ def test_rotation_killed_with_sigkill_at_random_moments_50_times_keeps_every_tok
         mid_write += left_traces(tmp_path / "keys")
         ring = load_keyring(settings)  # loads after every kill
         for token in tokens:
-            verify_access_token(ring, token, issuer=ISSUER)
+            verify_access_token(ring, token, issuer=ISSUER, allowed_roles=["authenticated"])
         published = {
             key["kid"] for key in json.loads((tmp_path / "keys" / "jwks.json").read_text())["keys"]
         }

@@ -144,6 +144,18 @@ def hostile_tokens(forger: Forger) -> dict[str, str]:
     tokens["an audience we never issue"] = forger.signed({"aud": "https://other.example"})
     tokens["over 8 KiB"] = forger.signed({"padding": "x" * 9000})
     tokens["typ other than JWT"] = forger.signed(header={"typ": "at+jwt+evil"})
+    # The claims an access token is made of, each missing or wrong, under a genuine signature.
+    tokens["token_type refresh_token"] = forger.signed({"token_type": "refresh_token"})
+    tokens["token_type doctor_probe"] = forger.signed({"token_type": "doctor_probe"})
+    tokens["no token_type"] = forger.signed({"token_type": None})
+    tokens["no sid"] = forger.signed({"sid": None})
+    tokens["sid not a string"] = forger.signed({"sid": 42})
+    tokens["empty sid"] = forger.signed({"sid": ""})
+    tokens["no sub"] = forger.signed({"sub": None})
+    tokens["sub not a string"] = forger.signed({"sub": int(claims["sub"])})
+    tokens["role postgres, signed by our key"] = forger.signed({"role": "postgres"})
+    tokens["role off the allow-list"] = forger.signed({"role": "reporting"})
+    tokens["no role"] = forger.signed({"role": None})
     # Duplicate members: the signature covers the exact bytes, so a client cannot add any.
     header_text = unb64(genuine_header).decode()
     tokens["duplicate alg in the header (none last)"] = forger.raw(
@@ -288,6 +300,14 @@ def test_hostile_tokens_are_refused_at_the_proxy_before_postgrest(
         "over 8 KiB",
         "duplicate alg in the header (none last)",
         "duplicate role in the payload",
+        "token_type refresh_token",
+        "token_type doctor_probe",
+        "no token_type",
+        "no sid",
+        "no sub",
+        "role postgres, signed by our key",
+        "role off the allow-list",
+        "no role",
     ]
     with httpx.Client(base_url=proxy) as http:
         for what in subset:

@@ -352,7 +352,9 @@ def test_claims_carry_safe_integer_ids_and_an_allowed_role(
         org_role=org_role,
     )
     try:
-        claims = build_access_claims(identity, settings=CLAIM_SETTINGS, session_id="s", now=now)
+        claims = build_access_claims(
+            identity, settings=CLAIM_SETTINGS, session_id="s", now=now, not_after=now + 10**9
+        )
     except ValueError:
         # An id at exactly 2**53 is refused rather than issued.
         assert 2**53 in (user_id, organization_id)
@@ -381,7 +383,9 @@ def test_a_db_role_outside_the_allow_list_never_becomes_the_role_claim(
     identity = Identity(user_id=user_id, email="a@b.c", status="active", db_role=role)
 
     with pytest.raises(RoleNotAllowed):
-        build_access_claims(identity, settings=CLAIM_SETTINGS, session_id="s", now=0)
+        build_access_claims(
+            identity, settings=CLAIM_SETTINGS, session_id="s", now=0, not_after=10**9
+        )
 
 
 @PROPERTY
@@ -390,4 +394,6 @@ def test_an_unsafe_id_is_never_put_into_a_token(bad: int) -> None:
     identity = Identity(user_id=bad, email="a@b.c", status="active", db_role="authenticated")
 
     with pytest.raises(ValueError, match="2\\*\\*53"):
-        build_access_claims(identity, settings=CLAIM_SETTINGS, session_id="s", now=0)
+        build_access_claims(
+            identity, settings=CLAIM_SETTINGS, session_id="s", now=0, not_after=10**9
+        )

@@ -76,7 +76,15 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 def claims() -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": ISSUER, "sub": "1", "iat": now, "exp": now + 600}
+    return {
+        "iss": ISSUER,
+        "sub": "1",
+        "sid": "session-1",
+        "iat": now,
+        "exp": now + 600,
+        "role": "authenticated",
+        "token_type": "access_token",
+    }
 
 
 def crash_rotation(settings: Settings, *, target: str, moment: str) -> None:
@@ -121,7 +129,10 @@ def test_an_interrupted_rotation_leaves_a_keystore_that_loads_and_verifies_old_t
     crash_rotation(settings, target=target, moment=moment)
 
     ring = load_keyring(settings)
-    assert verify_access_token(ring, token, issuer=ISSUER)["sub"] == "1"
+    assert (
+        verify_access_token(ring, token, issuer=ISSUER, allowed_roles=["authenticated"])["sub"]
+        == "1"
+    )
     assert verifies_with_jwks_file(settings, token)
     # Tokens the (possibly rotated) keystore signs now verify with jwks.json too.
     assert verifies_with_jwks_file(settings, sign_access_token(ring, claims()))

@@ -33,6 +33,8 @@ from gateway.tokens.signing import LEEWAY_SECONDS, MAX_TOKEN_LENGTH
 
 ISSUER = "http://127.0.0.1:8000"
 
+ROLES = ["authenticated"]
+
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"keys_dir": str(tmp_path / "keys"), "jwks_max_age": 0}
@@ -59,7 +61,9 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "sub": "73060937185904",
         "iat": now,
         "exp": now + 600,
+        "sid": "session-1",
         "role": "authenticated",
+        "token_type": "access_token",
     }
     values.update(overrides)
     return {name: value for name, value in values.items() if value is not None}
@@ -81,7 +85,13 @@ def hs256_token(header: dict[str, Any], payload: dict[str, Any], secret: bytes) 
 
 def refuse(ring: KeyRing, token: str, **kwargs: Any) -> InvalidToken:
     with pytest.raises(InvalidToken) as caught:
-        verify_access_token(ring, token, issuer=kwargs.pop("issuer", ISSUER), **kwargs)
+        verify_access_token(
+            ring,
+            token,
+            issuer=kwargs.pop("issuer", ISSUER),
+            allowed_roles=kwargs.pop("allowed_roles", ROLES),
+            **kwargs,
+        )
     assert caught.value.code == "invalid_token"
     assert caught.value.status == 401
     return caught.value
@@ -106,7 +116,10 @@ def test_every_supported_algorithm_signs_and_verifies(tmp_path: Path, alg: str) 
     token = sign_access_token(ring, claims())
 
     assert jwt.get_unverified_header(token)["alg"] == alg
-    assert verify_access_token(ring, token, issuer=ISSUER)["sub"] == "73060937185904"
+    assert (
+        verify_access_token(ring, token, issuer=ISSUER, allowed_roles=ROLES)["sub"]
+        == "73060937185904"
+    )
 
 
 def test_a_token_without_exp_is_never_signed(ring: KeyRing) -> None:
@@ -148,8 +161,14 @@ def test_token_signed_before_rotation_still_verifies_after_it(settings: Settings
     rotate_keys(settings)
     after_two = load_keyring(settings)
 
-    assert verify_access_token(after_one, token, issuer=ISSUER)["sub"] == "73060937185904"
-    assert verify_access_token(after_two, token, issuer=ISSUER)["sub"] == "73060937185904"
+    assert (
+        verify_access_token(after_one, token, issuer=ISSUER, allowed_roles=ROLES)["sub"]
+        == "73060937185904"
+    )
+    assert (
+        verify_access_token(after_two, token, issuer=ISSUER, allowed_roles=ROLES)["sub"]
+        == "73060937185904"
+    )
 
 
 def test_rotation_signs_with_the_key_that_was_published_as_next(settings: Settings) -> None:
@@ -161,7 +180,10 @@ def test_rotation_signs_with_the_key_that_was_published_as_next(settings: Settin
 
     assert jwt.get_unverified_header(token)["kid"] == upcoming
     # A gateway worker that has not reloaded yet verifies it: it already holds the next key.
-    assert verify_access_token(before, token, issuer=ISSUER)["sub"] == "73060937185904"
+    assert (
+        verify_access_token(before, token, issuer=ISSUER, allowed_roles=ROLES)["sub"]
+        == "73060937185904"
+    )
 
 
 def test_tokens_of_a_pruned_key_are_refused(settings: Settings) -> None:
@@ -181,7 +203,10 @@ def test_verification_reads_no_file_and_an_unknown_kid_triggers_no_reload(
     shutil.rmtree(settings.keys_dir)
 
     refuse(ring, stranger)
-    assert verify_access_token(ring, token, issuer=ISSUER)["sub"] == "73060937185904"
+    assert (
+        verify_access_token(ring, token, issuer=ISSUER, allowed_roles=ROLES)["sub"]
+        == "73060937185904"
+    )
 
 
 # Claims
@@ -198,7 +223,10 @@ def test_a_token_expired_within_the_leeway_is_accepted(ring: KeyRing) -> None:
     now = int(time.time())
     token = sign_access_token(ring, claims(iat=now - 900, exp=now - LEEWAY_SECONDS + 5))
 
-    assert verify_access_token(ring, token, issuer=ISSUER)["exp"] == now - LEEWAY_SECONDS + 5
+    assert (
+        verify_access_token(ring, token, issuer=ISSUER, allowed_roles=ROLES)["exp"]
+        == now - LEEWAY_SECONDS + 5
+    )
 
 
 def test_a_token_issued_in_the_future_beyond_the_leeway_is_refused(ring: KeyRing) -> None:
@@ -247,7 +275,9 @@ def test_a_configured_audience_must_be_in_the_token(ring: KeyRing) -> None:
     without_aud = sign_access_token(ring, claims())
     other_aud = sign_access_token(ring, claims(aud="billing"))
 
-    assert verify_access_token(ring, with_aud, issuer=ISSUER, audience="postgrest")["aud"]
+    assert verify_access_token(
+        ring, with_aud, issuer=ISSUER, audience="postgrest", allowed_roles=ROLES
+    )["aud"]
     refuse(ring, without_aud, audience="postgrest")
     refuse(ring, other_aud, audience="postgrest")
 
@@ -392,7 +422,42 @@ def test_a_token_issued_by_a_ring_in_the_past_verifies_with_claims_intact(
         claims(iat=issued, exp=issued + timedelta(hours=1), user={"user_id": 2**53 - 1}),
     )
 
-    decoded = verify_access_token(load_keyring(settings), token, issuer=ISSUER)
+    decoded = verify_access_token(load_keyring(settings), token, issuer=ISSUER, allowed_roles=ROLES)
 
     assert decoded["user"] == {"user_id": 2**53 - 1}
     assert decoded["iat"] == int(issued.timestamp())
+
+
+@pytest.mark.parametrize(
+    ("what", "overrides"),
+    [
+        ("another token_type", {"token_type": "refresh_token"}),
+        ("the doctor probe's token_type", {"token_type": "doctor_probe"}),
+        ("no token_type", {"token_type": None}),
+        ("no sid", {"sid": None}),
+        ("an empty sid", {"sid": ""}),
+        ("a sid that is not a string", {"sid": 7}),
+        ("no sub", {"sub": None}),
+        ("a sub that is not a string", {"sub": 73060937185904}),
+        ("no role", {"role": None}),
+        ("a role off the allow-list", {"role": "postgres"}),
+        ("a role that is not a string", {"role": ["authenticated"]}),
+    ],
+)
+def test_a_signed_token_that_is_not_a_users_access_token_is_refused(
+    ring: KeyRing, what: str, overrides: dict[str, Any]
+) -> None:
+    token = sign_access_token(ring, claims(**overrides))
+
+    refuse(ring, token)
+
+
+def test_a_role_taken_off_the_allow_list_is_refused_in_a_token_issued_before(
+    ring: KeyRing,
+) -> None:
+    token = sign_access_token(ring, claims(role="reporting"))
+    assert verify_access_token(
+        ring, token, issuer=ISSUER, allowed_roles=["authenticated", "reporting"]
+    )
+
+    refuse(ring, token, allowed_roles=["authenticated"])
