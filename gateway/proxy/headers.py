@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from gateway.proxy.errors import BadHost, HeadersTooLarge, ProfileNotAllowed
 
@@ -71,10 +72,49 @@ CLIENT_CLAIMS = frozenset(
         b"x-original-method",
     }
 )
+# The same class by shape, for the names no list can finish: a field whose name says it carries
+# a client address, an authenticated user or a rewritten URL or method (``X-Client-IP-Address``,
+# ``Remote-User``, ``X-Auth-Request-Email``, ``X-Amzn-Oidc-Identity``) is never forwarded.
+CLIENT_CLAIM_MARKERS = (
+    b"client-ip",
+    b"connecting-ip",
+    b"remote-addr",
+    b"remote-ip",
+    b"remote-user",
+    b"authenticated-user",
+    b"auth-user",
+    b"webauth-user",
+    b"original-url",
+    b"original-uri",
+    b"rewrite-url",
+    b"method-override",
+)
+CLIENT_CLAIM_PREFIXES = (
+    b"x-auth-request-",
+    b"x-amzn-oidc-",
+    b"x-ms-client-principal",
+    b"x-goog-authenticated-user-",
+    b"cf-access-",
+)
+CLIENT_CLAIM_NAMES = frozenset({b"x-user", b"x-user-id", b"x-user-email", b"x-email"})
 # The gateway's own business: the CSRF token is checked here and means nothing to PostgREST.
 GATEWAY_ONLY = frozenset({b"x-csrf-token"})
 NEVER_FORWARDED = REPLACED | CLIENT_CLAIMS | GATEWAY_ONLY
 PROFILE_HEADERS = frozenset({b"accept-profile", b"content-profile"})
+
+
+@lru_cache(maxsize=4096)
+def is_client_claim(key: bytes) -> bool:
+    """Whether the (normalized) field name claims a client identity or rewrites the request.
+
+    Cached: names repeat from request to request, so the markers are scanned once per name.
+    """
+    return (
+        key in CLIENT_CLAIMS
+        or key in CLIENT_CLAIM_NAMES
+        or key.startswith(CLIENT_CLAIM_PREFIXES)
+        or any(marker in key for marker in CLIENT_CLAIM_MARKERS)
+    )
 
 
 def is_forwarding(key: bytes) -> bool:
@@ -146,7 +186,7 @@ def upstream_request_headers(
         key = normalized_name(name)
         if key == b"host":
             original_host = value
-        if key in dropped or is_hop_by_hop(key):
+        if key in dropped or is_hop_by_hop(key) or is_client_claim(key):
             continue
         if is_forwarding(key):
             # Believed only from a trusted proxy, and only spelled exactly: an underscore
@@ -180,7 +220,7 @@ def check_request_headers(
     """Refuse a header block PostgREST should not get, in one pass.
 
     More than ``MAX_HEADER_FIELDS`` fields or ``MAX_HEADER_BYTES`` bytes: 431. Two ``Host``
-    fields, or none where HTTP/1.1 requires one (RFC 9112 section 3.2): 400. An
+    fields, an empty one, or none where HTTP/1.1 requires one (RFC 9112 section 3.2): 400. An
     ``Accept-Profile`` or ``Content-Profile`` naming a schema outside ``profiles``: 406, so no
     request selects a schema PostgREST should not serve, whatever its own configuration says.
     """
@@ -192,6 +232,10 @@ def check_request_headers(
         total += len(name) + len(value)
         key = name.lower()
         if key == b"host":
+            # An empty Host names no authority (RFC 9112 section 3.2), and it is what Granian
+            # stands in for a request that sent none: both are refused.
+            if not value.strip():
+                raise BadHost("The request must carry exactly one non-empty Host header.")
             hosts += 1
         elif (
             key.endswith(b"profile")

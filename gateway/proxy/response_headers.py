@@ -12,8 +12,11 @@ SECURITY_HEADERS: tuple[Header, ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 )
-# Not passed down: the gateway's own replace them, or they advertise PostgREST's version.
-NOT_PASSED_DOWN = frozenset({b"server", b"x-content-type-options", b"content-security-policy"})
+# Not passed down: the gateway's own replace them, they advertise PostgREST's version, or
+# (Refresh) they would redirect the browser as Location does, unchecked.
+NOT_PASSED_DOWN = frozenset(
+    {b"server", b"x-content-type-options", b"content-security-policy", b"refresh"}
+)
 # The answer depends on these request fields: a shared cache must key on them (RFC 9110 12.5.5).
 CREDENTIAL_VARY = (b"Cookie", b"Authorization")
 COOKIE_PREFIXES = (b"__host-", b"__secure-")

@@ -256,6 +256,22 @@ def test_an_absolute_uri_target_cannot_send_the_request_to_another_host(gateway:
         assert b"host: 127.0.0.1:" in head
 
 
+@pytest.mark.parametrize(
+    "host_line", [b"", b"Host: \r\n", b"Host:\r\n"], ids=["no-host", "empty-host", "bare-host"]
+)
+def test_an_http_1_1_request_without_a_host_is_refused_before_upstream(
+    gateway: Target, host_line: bytes
+) -> None:
+    """Granian stands in an empty Host for a request that sent none; empty is missing."""
+    before = len(gateway.upstream.heads)
+
+    answer, _, _ = gateway.exchange(b"GET /rest/t HTTP/1.1\r\n" + host_line + CLOSE + b"\r\n")
+
+    assert status_of(answer) == 400
+    assert b'"invalid_host"' in answer
+    assert reached(gateway, before) == []
+
+
 def test_an_absolute_uri_target_to_auth_still_needs_credentials(gateway: Target) -> None:
     answer, _, _ = gateway.exchange(
         b"GET http://evil.example/auth/me HTTP/1.1\r\nHost: x\r\n" + CLOSE + b"\r\n"
