@@ -7,75 +7,27 @@ clients normalise or refuse these requests, hence raw sockets.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
 from tests.support.server import run_gateway
+from tests.support.upstream import RecordingUpstream
 
 CLOSE = b"Connection: close\r\n"
 
 
-@dataclass
-class FakeUpstream:
-    """Accepts connections, records each request head, reads the declared body, answers 200."""
-
-    sock: socket.socket = field(default_factory=socket.socket)
-    heads: list[bytes] = field(default_factory=list)
-
-    def start(self) -> int:
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        threading.Thread(target=self._serve, daemon=True).start()
-        port: int = self.sock.getsockname()[1]
-        return port
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
-
-    def _handle(self, connection: socket.socket) -> None:
-        connection.settimeout(30)
-        data = b""
-        with connection:
-            try:
-                while b"\r\n\r\n" not in data:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                self.heads.append(head)
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(body) < length:
-                    chunk = connection.recv(65536)
-                    if not chunk:
-                        return
-                    body += chunk
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                )
-            except OSError:
-                return
+# Closes after each answer, so every raw exchange below reads until the gateway closes.
+CLOSING_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
 @dataclass
 class Target:
     host: str
     port: int
-    upstream: FakeUpstream
+    upstream: RecordingUpstream
 
     def exchange(self, raw: bytes, timeout: float = 5.0) -> tuple[bytes, float, bool]:
         """Send ``raw``; read until the server closes. Returns (answer, seconds, closed)."""
@@ -99,8 +51,8 @@ def status_of(answer: bytes) -> int:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    upstream = FakeUpstream()
-    port = upstream.start()
+    upstream = RecordingUpstream(reply=CLOSING_OK).start()
+    port = upstream.port
     folder = tmp_path_factory.mktemp("hostile")
     env = {
         "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/gateway.db",
@@ -114,7 +66,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     with run_gateway(env, cwd=folder) as base_url:
         host, _, port_text = base_url.removeprefix("http://").partition(":")
         yield Target(host, int(port_text), upstream)
-    upstream.sock.close()
+    upstream.close()
 
 
 def reached(target: Target, before: int) -> list[bytes]:

@@ -11,31 +11,28 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.security.test_hostile_requests import CLOSE, FakeUpstream, Target, status_of
+from tests.security.test_hostile_requests import CLOSE, CLOSING_OK, Target, status_of
 from tests.support.server import run_gateway
 from tests.support.upstream import RecordingUpstream
 
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-
 
 @pytest.fixture(scope="module")
-def other() -> Iterator[FakeUpstream]:
-    server = FakeUpstream()
-    server.start()
+def other() -> Iterator[RecordingUpstream]:
+    server = RecordingUpstream(reply=CLOSING_OK).start()
     yield server
-    server.sock.close()
+    server.close()
 
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[RecordingUpstream]:
-    server = RecordingUpstream(reply=OK).start()
+    server = RecordingUpstream(reply=CLOSING_OK).start()
     yield server
     server.close()
 
 
 @pytest.fixture(scope="module")
 def gateway(
-    tmp_path_factory: pytest.TempPathFactory, other: FakeUpstream, upstream: RecordingUpstream
+    tmp_path_factory: pytest.TempPathFactory, other: RecordingUpstream, upstream: RecordingUpstream
 ) -> Iterator[Target]:
     port = upstream.port
     folder = tmp_path_factory.mktemp("boundary")
@@ -48,11 +45,11 @@ def gateway(
     }
     with run_gateway(env, cwd=folder) as base_url:
         host, _, port_text = base_url.removeprefix("http://").partition(":")
-        yield Target(host, int(port_text), upstream)  # type: ignore[arg-type]
+        yield Target(host, int(port_text), upstream)
 
 
-def other_port(other: FakeUpstream) -> bytes:
-    return str(other.sock.getsockname()[1]).encode()
+def other_port(other: RecordingUpstream) -> bytes:
+    return str(other.port).encode()
 
 
 def get(gateway: Target, target: bytes) -> bytes:
@@ -63,7 +60,7 @@ def get(gateway: Target, target: bytes) -> bytes:
 
 
 def test_ssrf_an_encoded_slash_and_at_sign_cannot_send_the_request_to_another_host(
-    gateway: Target, other: FakeUpstream
+    gateway: Target, other: RecordingUpstream
 ) -> None:
     """The reproduction: curl --path-as-is 'http://GATEWAY/rest%2F@127.0.0.1:OTHER/latest'."""
     port = other_port(other)
@@ -135,7 +132,7 @@ def test_an_upstream_failure_mid_answer_reaches_the_client_as_a_truncated_answer
             b"GET /rest/big HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10
         )
     finally:
-        upstream.reply = OK
+        upstream.reply = CLOSING_OK
 
     assert closed
     assert status_of(answer) == 200
