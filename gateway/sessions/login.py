@@ -16,11 +16,11 @@ from gateway.sessions.errors import InvalidCredentials, UserSuspended
 from gateway.sessions.identity import choose_membership, memberships_of
 from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens, start_session
 from gateway.sessions.throttle import (
-    check_not_locked,
     clear_failures,
     client_key,
     record_failure,
     remember_address,
+    reserve_attempt,
 )
 from gateway.store.models import User, utcnow
 
@@ -55,13 +55,20 @@ async def login(
     a dummy hash made at start-up with today's parameters) and the same 401, so neither the
     answer nor its timing tells which emails have accounts. A suspended user learns so only
     after giving the right password.
+
+    The attempt is reserved (counted as a failure) before the password is verified, so a burst
+    of concurrent attempts gets no more verifications than the budget; those over it get the
+    429 without one. An attempt admitted within the budget is answered on its own merits: a
+    lock that its concurrent siblings set meanwhile does not turn a right password into a 429
+    (which would mark it as the right one among the 401s).
     """
     settings = runtime.settings
     now = utcnow()
     key = throttle_key(email)
     address = client_key(client.ip)
     async with runtime.sessions.begin() as db:
-        await check_not_locked(db, key, address, now=now, settings=settings)
+        # A refusal raises here and rolls the reservation back: it counts for nothing.
+        await reserve_attempt(db, key, address, now=now, settings=settings)
         user = await db.scalar(select(User).where(User.email_normalized == key))
     stored_hash = user.password_hash if user is not None else runtime.dummy_hash
     # The byte cap matches account creation; a longer password can never be right, but it is
@@ -82,12 +89,12 @@ async def login(
 
     refusal: GatewayError | None = None
     async with runtime.sessions.begin() as db:
-        # Attempts verified concurrently may have locked the account meanwhile: a right
-        # password that arrives inside a burst of wrong ones must not get through.
-        await check_not_locked(db, key, address, now=utcnow(), settings=settings)
+        # No second look at the locks: this attempt was admitted within the budget, so its
+        # answer must not depend on what concurrent attempts did since. The write comes first
+        # so that SQLite takes its write lock before anything is read.
+        await clear_failures(db, key, address)
         user = await db.get(User, user.id, with_for_update=True)
         assert user is not None
-        await clear_failures(db, key, address)
         if user.status != "active":
             record_event(
                 db,

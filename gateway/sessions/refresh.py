@@ -113,13 +113,21 @@ async def spend(db: AsyncSession, held: Held, *, now: datetime, successor_hash: 
 
 
 async def end_for_reuse(db: AsyncSession, held: Held, *, now: datetime, client: ClientInfo) -> None:
+    """End the session of a reused token, and every session that replaced it.
+
+    The session is read again first: on SQLite (no row locks) a switch-organization may have
+    spent this token and replaced the session after it was read, and the replacement then
+    descends from the reused token, so it ends too, as it does when the reuse comes second.
+    """
+    await db.refresh(held.session)
+    ended = await revoke_replacements(db, held.session, now=now)
     await revoke_session(db, held.session, reason="refresh_token_reused", now=now)
     record_event(
         db,
         "refresh_token_reused",
         user_id=held.user.id,
         ip=client.ip,
-        details={"session_id": held.session.id},
+        details={"session_id": held.session.id, "sessions_ended": ended},
     )
 
 

@@ -9,6 +9,9 @@ Two counters per email (docs/auth.md, "Throttling", gives the reasoning):
   the window slow a spray from many addresses to that many guesses per window. It holds back
   every address except those that signed in to the email in the last
   GATEWAY_LOGIN_KNOWN_ADDRESS_TTL seconds, so the owner's usual networks keep working.
+
+An attempt is counted on both before its password is verified (``reserve_attempt``), so that
+concurrent attempts cannot all pass a check made before any of them failed.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ import ipaddress
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.sessions.errors import TooManyAttempts
 from gateway.settings import Settings
-from gateway.store.models import LoginKnownAddress, LoginThrottle
+from gateway.store.models import LoginKnownAddress, LoginThrottle, UTCDateTime
 
 # The client key of the per-email ceiling row; never a client key of an address.
 EVERY_ADDRESS = "*"
@@ -57,33 +60,58 @@ def _retry_after(until: datetime, now: datetime) -> int:
     return max(1, math.ceil((until - now).total_seconds()))
 
 
-async def check_not_locked(
+def _is_locked(now: datetime) -> ColumnElement[bool]:
+    return and_(LoginThrottle.locked_until.is_not(None), LoginThrottle.locked_until > now)
+
+
+def _lockout_level(lockouts: int, last_lockout_at: datetime | None, now: datetime) -> int:
+    """How many lockouts the next one follows; lockouts older than a day are forgotten."""
+    if last_lockout_at is None or now - last_lockout_at > _LOCKOUT_MEMORY:
+        return 0
+    return lockouts
+
+
+def _lockout_seconds(level: int, settings: Settings) -> int:
+    return int(min(settings.login_lockout * 2**level, settings.login_lockout_max))
+
+
+async def reserve_attempt(
     db: AsyncSession, email_key: str, address: str, *, now: datetime, settings: Settings
 ) -> None:
-    """Raise 429 while this address is locked out of this email, whatever the password.
+    """Count this attempt as a failure before its password is verified, or raise 429.
 
-    The same two look-ups run for every attempt, for emails with and without an account, so
+    The attempt is reserved on both counters at once, atomically: each is an upsert that adds
+    one and returns the new count (a row lock on PostgreSQL, serialised writes on SQLite), so
+    of any number of concurrent attempts exactly the budget's worth are admitted and the rest
+    are refused without a verification. Counting after the verification let a whole burst pass
+    the check before its first failure was recorded. The caller runs this in a transaction of
+    its own and lets the refusal roll it back, so refused attempts count for nothing; a success
+    later gives the reservation back (``clear_failures``).
+
+    The same statements run for every attempt, for emails with and without an account, so
     neither the answer nor its timing tells them apart.
     """
-    locks = dict(
-        (
-            await db.execute(
-                select(LoginThrottle.client_key, LoginThrottle.locked_until).where(
-                    LoginThrottle.email_key == email_key,
-                    LoginThrottle.client_key.in_((address, EVERY_ADDRESS)),
-                )
-            )
-        ).all()
+    await _forget_idle(db, email_key, now=now, settings=settings)
+    failures, lockouts, last_lockout_at, locked_until = await _reserve(
+        db, email_key, address, now=now, settings=settings
     )
-    own, ceiling = locks.get(address), locks.get(EVERY_ADDRESS)
-    if own is not None and own > now:
-        raise TooManyAttempts(_MESSAGE, retry_after=_retry_after(own, now))
-    if (
-        ceiling is not None
-        and ceiling > now
-        and not await _is_known(db, email_key, address, now=now, settings=settings)
-    ):
-        raise TooManyAttempts(_MESSAGE, retry_after=_retry_after(ceiling, now))
+    if locked_until is not None and locked_until > now:
+        raise TooManyAttempts(_MESSAGE, retry_after=_retry_after(locked_until, now))
+    if failures > settings.login_max_failures:
+        # The budget is taken by attempts still being verified; their failures lock the address.
+        seconds = _lockout_seconds(_lockout_level(lockouts, last_lockout_at, now), settings)
+        raise TooManyAttempts(_MESSAGE, retry_after=seconds)
+    failures, _, _, locked_until = await _reserve(
+        db, email_key, EVERY_ADDRESS, now=now, settings=settings
+    )
+    ceiling_locked = locked_until is not None and locked_until > now
+    if not ceiling_locked and failures <= settings.login_email_max_failures:
+        return
+    if await _is_known(db, email_key, address, now=now, settings=settings):
+        return
+    if locked_until is not None and ceiling_locked:
+        raise TooManyAttempts(_MESSAGE, retry_after=_retry_after(locked_until, now))
+    raise TooManyAttempts(_MESSAGE, retry_after=settings.login_failure_window)
 
 
 async def _is_known(
@@ -97,50 +125,13 @@ async def _is_known(
     return last is not None and now - last <= timedelta(seconds=settings.login_known_address_ttl)
 
 
-async def record_failure(
-    db: AsyncSession, email_key: str, address: str, *, now: datetime, settings: Settings
-) -> bool:
-    """Count one failed sign-in on both counters; True when either of them locked.
-
-    Each count is an atomic upsert, so concurrent failures from several replicas are never lost.
-    """
-    await _forget_idle(db, email_key, now=now, settings=settings)
-    failures, lockouts, last_lockout_at, locked_until = await _count(
-        db, email_key, address, now=now, settings=settings
-    )
-    locked = False
-    # Failures that were in flight when a lock fell neither extend nor escalate it: otherwise
-    # one burst of guesses would climb straight to the longest lockout.
-    if (locked_until is None or locked_until <= now) and failures >= settings.login_max_failures:
-        if last_lockout_at is None or now - last_lockout_at > _LOCKOUT_MEMORY:
-            lockouts = 0
-        seconds = min(settings.login_lockout * 2**lockouts, settings.login_lockout_max)
-        await _lock(db, email_key, address, now=now, seconds=seconds, lockouts=lockouts + 1)
-        locked = True
-    failures, lockouts, _, locked_until = await _count(
-        db, email_key, EVERY_ADDRESS, now=now, settings=settings
-    )
-    if (
-        locked_until is None or locked_until <= now
-    ) and failures >= settings.login_email_max_failures:
-        # The ceiling does not escalate: it slows a spray to a fixed rate and no more.
-        await _lock(
-            db,
-            email_key,
-            EVERY_ADDRESS,
-            now=now,
-            seconds=settings.login_failure_window,
-            lockouts=lockouts + 1,
-        )
-        locked = True
-    return locked
-
-
-async def _count(
+async def _reserve(
     db: AsyncSession, email_key: str, address: str, *, now: datetime, settings: Settings
 ) -> tuple[int, int, datetime | None, datetime | None]:
+    """Add one to a counter unless it is locked (a window that passed starts over at one)."""
     window_start = now - timedelta(seconds=settings.login_failure_window)
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    locked = _is_locked(now)
     expired = LoginThrottle.window_started_at < window_start
     upsert = (
         insert(LoginThrottle)
@@ -149,8 +140,14 @@ async def _count(
         .on_conflict_do_update(
             index_elements=[LoginThrottle.email_key, LoginThrottle.client_key],
             set_={
-                "failures": case((expired, 1), else_=LoginThrottle.failures + 1),
-                "window_started_at": case((expired, now), else_=LoginThrottle.window_started_at),
+                "failures": case(
+                    (locked, LoginThrottle.failures),
+                    (expired, 1),
+                    else_=LoginThrottle.failures + 1,
+                ),
+                "window_started_at": case(
+                    (and_(expired, ~locked), now), else_=LoginThrottle.window_started_at
+                ),
             },
         )
         .returning(
@@ -164,20 +161,90 @@ async def _count(
     return failures, lockouts, last_lockout_at, locked_until
 
 
-async def _lock(
-    db: AsyncSession, email_key: str, address: str, *, now: datetime, seconds: int, lockouts: int
-) -> None:
-    await db.execute(
+async def record_failure(
+    db: AsyncSession, email_key: str, address: str, *, now: datetime, settings: Settings
+) -> bool:
+    """A reserved attempt failed: lock whichever counter has spent its budget; True if one did.
+
+    The failure was counted when the attempt was reserved; here only the locks fall. Each lock
+    is one conditional UPDATE, so of several failures finishing at once one locks and the
+    others find the lock in force: failures that were in flight when a lock fell neither extend
+    nor escalate it (otherwise one burst would climb straight to the longest lockout).
+    """
+    level = case(
+        (
+            or_(
+                LoginThrottle.last_lockout_at.is_(None),
+                LoginThrottle.last_lockout_at < now - _LOCKOUT_MEMORY,
+            ),
+            0,
+        ),
+        else_=LoginThrottle.lockouts,
+    )
+    # The back-off as a CASE over its few levels, so that the lock is decided and written in
+    # one statement; from the level where it reaches GATEWAY_LOGIN_LOCKOUT_MAX it stays there.
+    levels: list[int] = []
+    while _lockout_seconds(len(levels), settings) < settings.login_lockout_max:
+        levels.append(len(levels))
+    until = case(
+        *(
+            (
+                level == n,
+                literal(now + timedelta(seconds=_lockout_seconds(n, settings)), UTCDateTime()),
+            )
+            for n in levels
+        ),
+        else_=literal(now + timedelta(seconds=settings.login_lockout_max), UTCDateTime()),
+    )
+    own = await _lock_when_spent(
+        db,
+        email_key,
+        address,
+        now=now,
+        limit=settings.login_max_failures,
+        locked_until=until,
+        lockouts=level + 1,
+    )
+    # The ceiling does not escalate: it slows a spray to a fixed rate and no more.
+    ceiling = await _lock_when_spent(
+        db,
+        email_key,
+        EVERY_ADDRESS,
+        now=now,
+        limit=settings.login_email_max_failures,
+        locked_until=literal(now + timedelta(seconds=settings.login_failure_window), UTCDateTime()),
+        lockouts=LoginThrottle.lockouts + 1,
+    )
+    return own or ceiling
+
+
+async def _lock_when_spent(
+    db: AsyncSession,
+    email_key: str,
+    address: str,
+    *,
+    now: datetime,
+    limit: int,
+    locked_until: ColumnElement[datetime],
+    lockouts: ColumnElement[int],
+) -> bool:
+    result = await db.execute(
         update(LoginThrottle)
-        .where(LoginThrottle.email_key == email_key, LoginThrottle.client_key == address)
+        .where(
+            LoginThrottle.email_key == email_key,
+            LoginThrottle.client_key == address,
+            LoginThrottle.failures >= limit,
+            ~_is_locked(now),
+        )
         .values(
             failures=0,
             window_started_at=now,
-            locked_until=now + timedelta(seconds=seconds),
+            locked_until=locked_until,
             lockouts=lockouts,
             last_lockout_at=now,
         )
     )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _forget_idle(
@@ -206,7 +273,8 @@ async def _forget_idle(
 async def clear_failures(db: AsyncSession, email_key: str, address: str) -> None:
     """A successful sign-in forgets this address's failures (the back-off memory stays).
 
-    The email's ceiling is left alone: the owner signing in does not buy a spray new guesses.
+    On the email's ceiling it gives back only its own reservation: the owner signing in does
+    not buy a spray new guesses.
     """
     await db.execute(
         update(LoginThrottle)
@@ -216,6 +284,15 @@ async def clear_failures(db: AsyncSession, email_key: str, address: str) -> None
             LoginThrottle.failures > 0,
         )
         .values(failures=0)
+    )
+    await db.execute(
+        update(LoginThrottle)
+        .where(
+            LoginThrottle.email_key == email_key,
+            LoginThrottle.client_key == EVERY_ADDRESS,
+            LoginThrottle.failures > 0,
+        )
+        .values(failures=LoginThrottle.failures - 1)
     )
 
 

@@ -7,7 +7,9 @@ function of a real application over a real store with chosen client addresses.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from gateway.accounts.passwords import PasswordHashing
 from gateway.errors import GatewayError
 from gateway.sessions.issuing import ClientInfo
 from gateway.sessions.login import login
@@ -193,3 +196,125 @@ async def test_a_known_address_is_still_hard_locked_after_its_own_failures(
 
     assert failures == ["invalid_credentials"] * 5
     assert await attempt(spray_client, address, PASSWORD, email) == "too_many_attempts"
+
+
+# Concurrent attempts: the budget is reserved before the password is verified.
+
+
+class GatedCountingPasswords(PasswordHashing):
+    """The real verifier, counting its calls; each call waits at a gate the test opens."""
+
+    def __init__(self) -> None:
+        super().__init__(workers=2)
+        self.calls = 0
+        self.gate: asyncio.Event | None = None
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        self.calls += 1
+        assert self.gate is not None
+        await self.gate.wait()
+        return await super().verify(password_hash, password)
+
+
+@dataclass(frozen=True)
+class Burst:
+    wrong: list[httpx.Response]
+    right: httpx.Response
+    verifications: int
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` on the application's loop with a deadline (no fixed sleep to tune)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} did not happen within 30 s")
+        await asyncio.sleep(0.01)
+
+
+async def burst_then_the_right_password(
+    client: Client, wrong_from: list[str], right_from: str
+) -> Burst:
+    """Wrong guesses all at once; while the admitted ones are held in their verification, the
+    right password; then the verifications go on. Real HTTP requests through the real app.
+    """
+    passwords = GatedCountingPasswords()
+    runtime_of(client).passwords = passwords
+
+    async def on_the_app_loop() -> Burst:
+        passwords.gate = asyncio.Event()
+        transport = httpx.ASGITransport(app=client.app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+
+            def post(address: str, password: str) -> asyncio.Task[httpx.Response]:
+                return asyncio.create_task(
+                    http.post(
+                        "/auth/login",
+                        json={"email": "ada@example.com", "password": password},
+                        headers={"X-Forwarded-For": address},
+                    )
+                )
+
+            wrong = [post(address, WRONG) for address in wrong_from]
+            await until(
+                lambda: passwords.calls + sum(task.done() for task in wrong) == len(wrong),
+                "every wrong guess being verified or answered",
+            )
+            held = passwords.calls
+            right = post(right_from, PASSWORD)
+            await until(
+                lambda: right.done() or passwords.calls > held, "the right guess being handled"
+            )
+            passwords.gate.set()
+            return Burst(list(await asyncio.gather(*wrong)), await right, passwords.calls)
+
+    portal = client.blocking_portal
+    return await anyio.to_thread.run_sync(lambda: portal.call(on_the_app_loop))
+
+
+def refusal(response: httpx.Response) -> tuple[int, str, str | None]:
+    return response.status_code, response.text, response.headers.get("retry-after")
+
+
+@pytest.fixture
+async def proxied_client(auth_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
+    """The real application, believing X-Forwarded-For from 127.0.0.1 (the burst's peer)."""
+    from litestar.testing import AsyncTestClient
+
+    from gateway.app import create_app
+
+    settings = auth_settings.model_copy(update={"trusted_proxies": ["127.0.0.1/32"]})
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+async def test_a_burst_from_one_address_gets_no_more_verifications_than_the_budget(
+    proxied_client: Client, auth_settings: Settings
+) -> None:
+    budget = auth_settings.login_max_failures
+
+    burst = await burst_then_the_right_password(proxied_client, [ATTACKER] * 20, ATTACKER)
+
+    refused = [refusal(r) for r in burst.wrong if r.status_code == 429]
+    assert burst.verifications <= budget
+    assert sorted(r.status_code for r in burst.wrong) == [401] * budget + [429] * (20 - budget)
+    # Over the budget, the right password gets the very answer a wrong one gets.
+    assert {refusal(burst.right)} == set(refused)
+    assert burst.right.json() == {
+        "code": "too_many_attempts",
+        "message": "Too many failed sign-ins for this account; try again later.",
+    }
+
+
+async def test_a_burst_from_many_addresses_gets_no_more_verifications_than_the_ceiling(
+    proxied_client: Client, auth_settings: Settings
+) -> None:
+    ceiling = auth_settings.login_email_max_failures
+    addresses = [f"203.0.113.{n}" for n in range(1, 61)]
+
+    burst = await burst_then_the_right_password(proxied_client, addresses, "192.0.2.99")
+
+    refused = [refusal(r) for r in burst.wrong if r.status_code == 429]
+    assert burst.verifications <= ceiling
+    assert sorted(r.status_code for r in burst.wrong) == [401] * ceiling + [429] * (60 - ceiling)
+    assert {refusal(burst.right)} == set(refused)
