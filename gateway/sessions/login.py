@@ -80,7 +80,9 @@ async def login(
 
     if user is None or not verified:
         async with runtime.sessions.begin() as db:
-            locked = await record_failure(db, key, address, now=now, settings=settings)
+            # Dated when the verification failed, not when the request arrived: time spent
+            # queued for the hashing threads must not shorten the lock it sets.
+            locked = await record_failure(db, key, address, now=utcnow(), settings=settings)
             user_id = user.id if user is not None else None
             record_event(db, "login_failed", user_id=user_id, ip=client.ip)
             if locked:

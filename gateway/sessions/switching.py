@@ -81,7 +81,10 @@ async def switch_organization(
                 )
                 refusal = exc
         if refusal is None and not await spend(db, held, now=now, successor_hash=None):
-            if in_grace(held, now=now, grace=settings.refresh_reuse_grace):
+            # Only a refresh leaves a successor: a winner without one was a switch, whose new
+            # session descends from this token (SQLite, no row locks), so this is reuse.
+            won_by_refresh = held.row.successor_hash is not None
+            if won_by_refresh and in_grace(held, now=now, grace=settings.refresh_reuse_grace):
                 # A refresh of this very token won a race a moment ago: the client holds a
                 # newer token and may retry with it; nothing is ended.
                 refusal = RefreshTokenRotated(

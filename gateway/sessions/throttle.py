@@ -186,15 +186,22 @@ async def record_failure(
     levels: list[int] = []
     while _lockout_seconds(len(levels), settings) < settings.login_lockout_max:
         levels.append(len(levels))
-    until = case(
-        *(
-            (
-                level == n,
-                literal(now + timedelta(seconds=_lockout_seconds(n, settings)), UTCDateTime()),
-            )
-            for n in levels
-        ),
-        else_=literal(now + timedelta(seconds=settings.login_lockout_max), UTCDateTime()),
+    longest = literal(now + timedelta(seconds=settings.login_lockout_max), UTCDateTime())
+    # No level below the ceiling (GATEWAY_LOGIN_LOCKOUT >= GATEWAY_LOGIN_LOCKOUT_MAX): a CASE
+    # with no WHEN is not SQL, and every lock is the longest one.
+    until: ColumnElement[datetime] = (
+        case(
+            *(
+                (
+                    level == n,
+                    literal(now + timedelta(seconds=_lockout_seconds(n, settings)), UTCDateTime()),
+                )
+                for n in levels
+            ),
+            else_=longest,
+        )
+        if levels
+        else longest
     )
     own = await _lock_when_spent(
         db,

@@ -198,6 +198,27 @@ async def test_a_known_address_is_still_hard_locked_after_its_own_failures(
     assert await attempt(spray_client, address, PASSWORD, email) == "too_many_attempts"
 
 
+@pytest.mark.parametrize("lockout", [3600, 7200], ids=["equal-to-the-max", "above-the-max"])
+async def test_a_lockout_at_or_above_its_maximum_still_locks_with_401s_before(
+    spray_settings: Settings, accounts: Accounts, lockout: int
+) -> None:
+    """A flat lockout (GATEWAY_LOGIN_LOCKOUT >= GATEWAY_LOGIN_LOCKOUT_MAX) has no back-off
+    level below the maximum; every failure is still a 401 and the fifth one locks."""
+    from litestar.testing import AsyncTestClient
+
+    from gateway.app import create_app
+
+    settings = spray_settings.model_copy(
+        update={"login_lockout": lockout, "login_lockout_max": 3600}
+    )
+    email, address = "ada@example.com", "198.51.100.30"
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        failures = [await attempt(client, address, WRONG, email) for _ in range(5)]
+
+        assert failures == ["invalid_credentials"] * 5
+        assert await attempt(client, address, PASSWORD, email) == "too_many_attempts"
+
+
 # Concurrent attempts: the budget is reserved before the password is verified.
 
 
