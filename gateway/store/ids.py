@@ -1,7 +1,7 @@
 """Public ids for users and organizations: random, JavaScript-safe integers.
 
 Users and organizations are named by integers so that SQL policies compare them cheaply and the
-token carries them as JSON numbers (``user_id``/``organization_id``, see CONTRACT.md). A sequence
+token carries them as JSON numbers (``user_id``/``organization_id``). A sequence
 would let anyone count our users or guess a neighbour's id, so ids are drawn instead from
 ``secrets`` (the OS CSPRNG), uniformly in ``[2**40, 2**53)``:
 

@@ -1,4 +1,4 @@
-"""The access token's claims, shaped exactly as CONTRACT.md and PostgREST expect."""
+"""The access token's claims, in the fixed shape PostgREST and SQL policies expect."""
 
 from __future__ import annotations
 

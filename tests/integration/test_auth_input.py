@@ -39,7 +39,7 @@ def assert_error(
     assert SNAKE_CASE.fullmatch(body["code"]), where
     message = body["message"]
     assert isinstance(message, str), where
-    if sentence:  # CONTRACT.md: "message": "<human sentence>"
+    if sentence:  # the error shape: "message": "<human sentence>"
         assert message[:1].isupper(), where
         assert message.endswith((".", "!", "?")), where
     assert len(message) < 500, where
