@@ -635,8 +635,8 @@ def find_py_spy(explicit: str | None) -> str | None:
 # Paths as short_frame() spells them: relative to site-packages, the repository or the stdlib.
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("gateway/proxy/", "gateway: the /rest mount (gateway/proxy)"),
-    ("gateway/front_door", "gateway: the server's dispatch (gateway/front_door.py)"),
-    ("gateway/client_address", "gateway: client address (gateway/client_address.py)"),
+    ("gateway/front_door", "gateway: the server's dispatch (gateway/web/front_door.py)"),
+    ("gateway/client_address", "gateway: client address (gateway/asgi/client_address.py)"),
     ("gateway/request_log", "gateway: RequestLog middleware"),
     ("gateway/", "gateway: other"),
     ("aiohttp/", "aiohttp: the upstream HTTP client"),
@@ -998,18 +998,18 @@ def findings(profile: Profile | None, reference: Aggregate | None, results: Resu
     )
     litestar = profile.share(category_name="Litestar: app, middleware stack, routing")
     mount = profile.share(function="PostgrestMount.__call__ (gateway/proxy/mount.py)")
-    door = profile.share(function="FrontDoor.__call__ (gateway/front_door.py)")
+    door = profile.share(function="FrontDoor.__call__ (gateway/web/front_door.py)")
     outside = profile.share(function="Litestar.__call__ (litestar/app.py)")
     lines.append(
         f"- **Around the mount**: {door:.0%} of the GIL time is inside `FrontDoor.__call__` "
-        f"(the server's dispatch, gateway/front_door.py), {mount:.0%} inside "
+        f"(the server's dispatch, gateway/web/front_door.py), {mount:.0%} inside "
         f"`PostgrestMount.__call__`, so {door - mount:.0%} goes to the dispatch, RequestLog "
         f"and the CORS check around it. Litestar's frames hold {litestar:.0%} "
         f"({outside:.0%} inside `Litestar.__call__`: the lifespan and other paths, not the "
         "proxied requests)."
     )
     addresses = profile.share(category_name="stdlib ipaddress") + profile.share(
-        category_name="gateway: client address (gateway/client_address.py)"
+        category_name="gateway: client address (gateway/asgi/client_address.py)"
     )
     if addresses >= 0.02:
         lines.append(

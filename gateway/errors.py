@@ -9,7 +9,7 @@ class GatewayError(Exception):
     """Base of every error the gateway reports to a client or an operator.
 
     Subclasses fix ``code`` and ``status``; the message is a human sentence that never holds a
-    secret. One exception handler (``gateway.app``) turns these into ``{"code", "message"}``.
+    secret. One exception handler (``gateway.web.app``) turns these into ``{"code", "message"}``.
     """
 
     code: ClassVar[str] = "gateway_error"

@@ -12,7 +12,7 @@ from gateway.accounts.errors import (
     OrganizationNameTaken,
     OrganizationNotFound,
 )
-from gateway.audit import record_event
+from gateway.store.audit import record_event
 from gateway.store.ids import fresh_id
 from gateway.store.models import Organization
 

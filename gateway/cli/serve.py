@@ -38,7 +38,7 @@ def serve() -> None:
     # Granian measured 1.4-1.9x the requests per second of uvicorn (uvloop + httptools) on a
     # trivial Litestar endpoint here; see README.md, "Server".
     Granian(
-        target="gateway.app:create_app_from_env",
+        target="gateway.web.app:create_app_from_env",
         factory=True,
         address=config.host,
         port=config.port,

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from gateway.errors import GatewayError, InvalidInput
-from gateway.postgrest.notify import asyncpg_dsn
 from gateway.settings import Settings
+from gateway.store.engine import asyncpg_dsn
 
 CONNECT_TIMEOUT = 10.0
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Final
 
 import asyncpg
 
 from gateway.errors import GatewayError, InvalidInput
+from gateway.store.engine import asyncpg_dsn
 
 #: The payloads PostgREST understands on its ``pgrst`` channel; an empty one reloads both.
 ALLOWED_PAYLOADS: Final = frozenset({"reload config", "reload schema", ""})
@@ -17,24 +17,10 @@ ALLOWED_PAYLOADS: Final = frozenset({"reload config", "reload schema", ""})
 #: database that does not answer. Callers wanting less wrap the call in ``asyncio.timeout``.
 TIMEOUT_SECONDS: Final = 5.0
 
-_DRIVER_SUFFIX: Final = re.compile(r"^(postgres(?:ql)?)\+[A-Za-z0-9_]+://")
-
 
 class PostgrestNotifyFailed(GatewayError):
     code = "postgrest_notify_failed"
     status = 502
-
-
-def asyncpg_dsn(url: str) -> str:
-    """``url`` as asyncpg takes it: a SQLAlchemy ``postgresql+asyncpg://`` loses its ``+asyncpg``.
-
-    Raises:
-        InvalidInput: ``url`` is not a PostgreSQL URL.
-    """
-    dsn = _DRIVER_SUFFIX.sub(r"\1://", url, count=1)
-    if not dsn.startswith(("postgresql://", "postgres://")):
-        raise InvalidInput("the PostgREST notification URL must be a postgresql:// URL")
-    return dsn
 
 
 async def notify_postgrest(url: str, payload: str = "reload config") -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from gateway.asgi.types import Header
 from gateway.proxy.errors import BadHost, HeadersTooLarge, ProfileNotAllowed
-
-Header = tuple[bytes, bytes]
 
 # PostgREST copies every request header into request.headers for SQL; a client gets a few
 # dozen kilobytes of them in a hundred fields, not what the HTTP server would accept.

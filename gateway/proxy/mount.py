@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 import aiohttp
 
-from gateway.client_address import client_address, is_trusted, parse_networks
+from gateway.asgi.client_address import client_address_of, is_trusted, parse_networks
+from gateway.asgi.scope import raw_path_of, request_id_of
+from gateway.asgi.types import Header, Receive, Scope, Send
 from gateway.errors import GatewayError
 from gateway.proxy.errors import MethodNotServed
 from gateway.proxy.headers import (
-    Header,
     check_request_headers,
     strip_cookies,
     upstream_request_headers,
@@ -27,9 +27,8 @@ from gateway.proxy.request_body import (
     drop_tracebacks,
 )
 from gateway.proxy.response_headers import SECURITY_HEADERS, DownstreamHeaders
+from gateway.proxy.services import MountServices
 from gateway.proxy.upstream import Upstream
-from gateway.request_log import raw_path_of, request_id_of
-from gateway.runtime import Runtime
 from gateway.sessions.cookies import CSRF_HEADER, cookie_names
 from gateway.sessions.credentials import access_token, check_csrf, needs_csrf, read_credentials
 from gateway.sessions.errors import SessionRevoked, UserSuspended
@@ -37,10 +36,6 @@ from gateway.settings import Settings
 
 logger = logging.getLogger("gateway.proxy")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 BODYLESS_STATUSES = frozenset({204, 304})
 CHUNK = 64 * 1024
@@ -91,7 +86,7 @@ class PostgrestMount:
         "_upstream",
     )
 
-    def __init__(self, settings: Settings, runtime: Callable[[], Runtime]) -> None:
+    def __init__(self, settings: Settings, runtime: Callable[[], MountServices]) -> None:
         self._runtime = runtime
         self._prefix = settings.proxy_prefix.encode()
         self._upstream = Upstream(settings.upstream_url)
@@ -146,8 +141,7 @@ class PostgrestMount:
         # 3. The request as PostgREST gets it.
         peer = scope["client"][0] if scope.get("client") else None
         trusted = peer is not None and bool(self._networks) and is_trusted(peer, self._networks)
-        forwarded = [v.decode("latin-1") for n, v in headers if n == b"x-forwarded-for"]
-        client_ip = client_address(peer, forwarded, self._networks)
+        client_ip = client_address_of(scope, self._networks)
         content_length = _first(headers, b"content-length")
         if content_length is not None and not _within(content_length, self._max_body):
             await _reply_error(
@@ -256,7 +250,7 @@ class PostgrestMount:
             )
 
     def _authorize(
-        self, runtime: Runtime, method: str, headers: list[Header], cookies: list[bytes]
+        self, runtime: MountServices, method: str, headers: list[Header], cookies: list[bytes]
     ) -> bytes | None:
         """The Authorization header to send upstream, or None for an anonymous request.
 

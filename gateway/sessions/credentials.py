@@ -11,10 +11,9 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.asgi.types import Header
 from gateway.sessions.errors import CsrfFailed, DuplicateAuthorization, DuplicateCookie
 from gateway.tokens.errors import InvalidToken
-
-Header = tuple[bytes, bytes]
 
 # RFC 9110 section 9.2.1: the methods a server must not take as a request to change state.
 # An allow-list: every other method, in any letter case, needs the CSRF token.

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.runtime import Runtime
 from gateway.sessions.errors import SessionExpired, SessionRevoked, UserSuspended
 from gateway.sessions.identity import (
     MembershipView,
     identity_of,
     memberships_of,
 )
+from gateway.sessions.services import SessionServices
 from gateway.settings import Settings
 from gateway.store.models import Session, User, utcnow
 from gateway.tokens.signing import KeyRing, verify_access_token
@@ -27,7 +27,7 @@ class Caller:
 
 
 async def authenticate(
-    db: AsyncSession, runtime: Runtime, token: str, *, lock: bool = False
+    db: AsyncSession, runtime: SessionServices, token: str, *, lock: bool = False
 ) -> Caller:
     """Verify an access token and check, in the store, that its session and user are still good.
 

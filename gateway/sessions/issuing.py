@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit import record_event
-from gateway.runtime import Runtime
 from gateway.sessions.identity import MembershipView, identity_of
 from gateway.sessions.refresh_tokens import hash_refresh_token, new_refresh_token
+from gateway.sessions.services import SessionServices
+from gateway.store.audit import record_event
 from gateway.store.models import RefreshToken, Session, User
 from gateway.tokens.claims import Identity, build_access_claims
 from gateway.tokens.signing import sign_access_token
@@ -36,7 +36,7 @@ class IssuedTokens:
 
 async def start_session(
     db: AsyncSession,
-    runtime: Runtime,
+    runtime: SessionServices,
     *,
     user: User,
     membership: MembershipView | None,
@@ -77,7 +77,7 @@ async def start_session(
 
 
 def issue_tokens(
-    runtime: Runtime,
+    runtime: SessionServices,
     *,
     identity: Identity,
     session_id: str,

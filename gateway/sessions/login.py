@@ -9,12 +9,11 @@ from sqlalchemy import select
 from gateway.accounts.errors import InvalidEmail
 from gateway.accounts.passwords import MAX_PASSWORD_BYTES
 from gateway.accounts.users import normalize_email
-from gateway.audit import record_event
 from gateway.errors import GatewayError
-from gateway.runtime import Runtime
 from gateway.sessions.errors import InvalidCredentials, UserSuspended
 from gateway.sessions.identity import choose_membership, memberships_of
 from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens, start_session
+from gateway.sessions.services import SessionServices
 from gateway.sessions.throttle import (
     clear_failures,
     client_key,
@@ -22,6 +21,7 @@ from gateway.sessions.throttle import (
     remember_address,
     reserve_attempt,
 )
+from gateway.store.audit import record_event
 from gateway.store.models import User, utcnow
 
 
@@ -42,7 +42,7 @@ def throttle_key(email: str) -> str:
 
 
 async def login(
-    runtime: Runtime,
+    runtime: SessionServices,
     *,
     email: str,
     password: str,
@@ -66,7 +66,7 @@ async def login(
     now = utcnow()
     key = throttle_key(email)
     address = client_key(client.ip)
-    async with runtime.sessions.begin() as db:
+    async with runtime.store.begin() as db:
         # A refusal raises here and rolls the reservation back: it counts for nothing.
         await reserve_attempt(db, key, address, now=now, settings=settings)
         user = await db.scalar(select(User).where(User.email_normalized == key))
@@ -79,7 +79,7 @@ async def login(
     verified = await runtime.passwords.verify(stored_hash, candidate) and candidate == password
 
     if user is None or not verified:
-        async with runtime.sessions.begin() as db:
+        async with runtime.store.begin() as db:
             # Dated when the verification failed, not when the request arrived: time spent
             # queued for the hashing threads must not shorten the lock it sets.
             locked = await record_failure(db, key, address, now=utcnow(), settings=settings)
@@ -90,7 +90,7 @@ async def login(
         raise InvalidCredentials("The email or password is incorrect.")
 
     refusal: GatewayError | None = None
-    async with runtime.sessions.begin() as db:
+    async with runtime.store.begin() as db:
         # No second look at the locks: this attempt was admitted within the budget, so its
         # answer must not depend on what concurrent attempts did since. The write comes first
         # so that SQLite takes its write lock before anything is read.

@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit import record_event
 from gateway.errors import GatewayError
-from gateway.runtime import Runtime
+from gateway.revocation.ending import revoke_replacements, revoke_session
 from gateway.sessions.errors import (
     InvalidRefreshToken,
     RefreshTokenReused,
@@ -25,7 +24,8 @@ from gateway.sessions.refresh_tokens import (
     looks_like_refresh_token,
     successor_of,
 )
-from gateway.sessions.revocation import revoke_replacements, revoke_session
+from gateway.sessions.services import SessionServices
+from gateway.store.audit import record_event
 from gateway.store.models import RefreshToken, Session, User, utcnow
 from gateway.tokens.claims import Identity
 
@@ -136,7 +136,9 @@ def in_grace(held: Held, *, now: datetime, grace: int) -> bool:
     return used_at is not None and now - used_at <= timedelta(seconds=grace)
 
 
-async def refresh(runtime: Runtime, *, refresh_token: str, client: ClientInfo) -> IssuedTokens:
+async def refresh(
+    runtime: SessionServices, *, refresh_token: str, client: ClientInfo
+) -> IssuedTokens:
     """Exchange a refresh token for a new pair.
 
     The token's row is locked (``SELECT … FOR UPDATE`` on PostgreSQL) and marked used with a
@@ -154,7 +156,7 @@ async def refresh(runtime: Runtime, *, refresh_token: str, client: ClientInfo) -
     successor_hash = hash_refresh_token(successor)
     identity: Identity | None = None
 
-    async with runtime.sessions.begin() as db:
+    async with runtime.store.begin() as db:
         held = await hold_refresh_token(db, refresh_token)
         session, user = held.session, held.user
         refusal = await refuse_unusable(db, held, now=now, client=client)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.audit import record_event
 from gateway.errors import GatewayError
-from gateway.runtime import Runtime
+from gateway.revocation.ending import revoke_session
 from gateway.sessions.errors import (
     AlreadyInOrganization,
     InvalidRefreshToken,
@@ -20,13 +19,14 @@ from gateway.sessions.refresh import (
     refuse_unusable,
     spend,
 )
-from gateway.sessions.revocation import revoke_session
+from gateway.sessions.services import SessionServices
+from gateway.store.audit import record_event
 from gateway.store.models import utcnow
 from gateway.tokens.signing import verify_access_token
 
 
 async def switch_organization(
-    runtime: Runtime,
+    runtime: SessionServices,
     *,
     access_token: str,
     refresh_token: str,
@@ -54,7 +54,7 @@ async def switch_organization(
         allowed_roles=settings.allowed_roles,
     )
     now = utcnow()
-    async with runtime.sessions.begin() as db:
+    async with runtime.store.begin() as db:
         held = await hold_refresh_token(db, refresh_token)
         # Reuse of a replaced session's token is detected before anything else is looked at,
         # whatever access token comes with it.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from gateway.errors import InvalidInput
 from gateway.settings import Settings
 from gateway.store.sqlite_file import prepare_sqlite_file, sqlite_file_of
 
@@ -62,3 +64,18 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_DRIVER_SUFFIX: Final = re.compile(r"^(postgres(?:ql)?)\+[A-Za-z0-9_]+://")
+
+
+def asyncpg_dsn(url: str) -> str:
+    """``url`` as asyncpg takes it: a SQLAlchemy ``postgresql+asyncpg://`` loses its ``+asyncpg``.
+
+    Raises:
+        InvalidInput: ``url`` is not a PostgreSQL URL.
+    """
+    dsn = _DRIVER_SUFFIX.sub(r"\1://", url, count=1)
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise InvalidInput("the PostgREST notification URL must be a postgresql:// URL")
+    return dsn

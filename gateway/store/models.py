@@ -135,7 +135,7 @@ class Session(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoke_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Set by the database, never by the gateway: on PostgreSQL a trigger stamps each revocation
-    # with the id of the transaction that wrote it (see gateway/proxy/revocation.py for why
+    # with the id of the transaction that wrote it (see gateway/revocation/feed.py for why
     # that, and not revoked_at, orders the revocation feed). NULL on SQLite.
     revocation_mark: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # Set when switch-organization replaced this session: reuse of one of its refresh tokens

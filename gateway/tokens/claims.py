@@ -38,7 +38,7 @@ def build_access_claims(
 
     ``exp`` is ``now`` plus the access token lifetime, but never later than the session's end:
     the revocation feed forgets a revoked session once its expiry has passed, and a token that
-    outlived its session would then work again (gateway/proxy/revocation.py).
+    outlived its session would then work again (gateway/revocation/feed.py).
 
     ``role`` is what PostgREST runs ``SET ROLE`` to, so it only ever comes from the allow-list
     (``GATEWAY_ALLOWED_ROLES``): a user whose stored role has since been taken off the list gets

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner, Result
 from litestar.testing import TestClient
 
-from gateway.app import create_app
 from gateway.cli import cli
+from gateway.web.app import create_app
 from tests.conftest import settings_from
 from tests.support.postgres import fresh_database
 from tests.support.postgrest import PostgREST, postgrest_binary, run_postgrest

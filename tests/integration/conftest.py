@@ -16,10 +16,10 @@ from gateway.accounts.memberships import add_membership
 from gateway.accounts.organizations import create_organization
 from gateway.accounts.passwords import PasswordHashing
 from gateway.accounts.users import create_user
-from gateway.app import create_app
-from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
+from gateway.web.app import create_app
+from gateway.web.runtime import Runtime
 
 Client = AsyncTestClient[Litestar]
 PASSWORD = "correct horse battery"

@@ -110,7 +110,7 @@ async def test_a_token_carries_aud_only_when_an_audience_is_configured(
 ) -> None:
     from litestar.testing import AsyncTestClient
 
-    from gateway.app import create_app
+    from gateway.web.app import create_app
 
     settings = auth_settings.model_copy(update={"audience": "my-api"})
     async with AsyncTestClient(app=create_app(settings)) as client:
@@ -270,7 +270,7 @@ async def test_refresh_token_used_twice_outside_the_grace_window_revokes_the_ses
 ) -> None:
     from litestar.testing import AsyncTestClient
 
-    from gateway.app import create_app
+    from gateway.web.app import create_app
 
     settings = auth_settings.model_copy(update={"refresh_reuse_grace": 0})
     async with AsyncTestClient(app=create_app(settings)) as client:
@@ -509,7 +509,7 @@ async def test_a_thief_cannot_shed_reuse_detection_by_switching_organization(
 ) -> None:
     from litestar.testing import AsyncTestClient
 
-    from gateway.app import create_app
+    from gateway.web.app import create_app
 
     settings = auth_settings.model_copy(update={"refresh_reuse_grace": 0})
     async with AsyncTestClient(app=create_app(settings)) as client:

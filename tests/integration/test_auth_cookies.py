@@ -10,8 +10,8 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from gateway.app import create_app
 from gateway.settings import Settings
+from gateway.web.app import create_app
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, login
 
 PLANTED_REFRESH = "pgw_rt_" + "A" * 43  # well formed, so only the store can refuse it

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from gateway.app import MAX_BODY_BYTES, create_app
 from gateway.settings import Settings
+from gateway.web.app import MAX_BODY_BYTES, create_app
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, login
 
 SECRET = "Hunter2-pa55word-that-must-never-be-echoed"

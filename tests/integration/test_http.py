@@ -12,8 +12,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from gateway.app import create_app
 from gateway.settings import Settings
+from gateway.web.app import create_app
 from tests.conftest import settings_from
 from tests.support.postgres import free_port
 

@@ -18,7 +18,8 @@ from click.testing import CliRunner, Result
 
 from gateway.cli import cli
 from gateway.errors import InvalidInput
-from gateway.postgrest.notify import PostgrestNotifyFailed, asyncpg_dsn, notify_postgrest
+from gateway.postgrest.notify import PostgrestNotifyFailed, notify_postgrest
+from gateway.store.engine import asyncpg_dsn
 from tests.conftest import sqlalchemy_url
 
 # Nothing listens on port 1 of the loopback: a connection is refused at once.

@@ -18,11 +18,11 @@ from click.testing import CliRunner, Result
 from litestar.testing import TestClient
 from sqlalchemy import update
 
-from gateway.app import create_app
 from gateway.cli import cli
 from gateway.store.engine import make_engine
 from gateway.store.models import Session, utcnow
 from gateway.tokens.signing import load_keyring, sign_access_token
+from gateway.web.app import create_app
 from tests.conftest import settings_from
 
 PASSWORD = "correct horse battery"

@@ -25,9 +25,9 @@ from schemathesis.checks import (
 from schemathesis.core.result import Ok
 from schemathesis.python.asgi import shutdown_lifespans
 
-from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store.lifecycle import migrate_store
+from gateway.web.app import create_app
 from tests.integration.conftest import PASSWORD, seed_accounts
 
 MAX_EXAMPLES = 40

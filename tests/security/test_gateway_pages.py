@@ -18,9 +18,9 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from gateway.api_docs import SWAGGER_ASSETS
-from gateway.app import create_app, create_server_app
 from gateway.settings import Settings
+from gateway.web.api_docs import SWAGGER_ASSETS
+from gateway.web.app import create_app, create_server_app
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, login
 
 # Headers do not depend on the store: one store is enough.

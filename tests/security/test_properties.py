@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from gateway.client_address import client_address, parse_networks
+from gateway.asgi.client_address import client_address, parse_networks
 from gateway.proxy.headers import (
     CLIENT_CLAIMS,
     HOP_BY_HOP,

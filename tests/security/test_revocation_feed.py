@@ -2,7 +2,7 @@
 
 The attacker here holds an access token whose session was ended (logout, reuse detection,
 suspension). The gateway verifies tokens without the store, so the token stops working only if
-the revocation feed (gateway/proxy/revocation.py) learns of the end. These tests end sessions
+the revocation feed (gateway/revocation/feed.py) learns of the end. These tests end sessions
 in the ways that used to slip past it: a ``revoked_at`` from a writer whose clock is slow, a
 transaction that commits long after it wrote ``revoked_at``, a worker started after the fact.
 """
@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.proxy.revocation import Revocations, alive_until
+from gateway.revocation.feed import Revocations, alive_until
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.store.models import Session

@@ -110,7 +110,7 @@ def spray_settings(auth_settings: Settings) -> Settings:
 async def spray_client(spray_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
     from litestar.testing import AsyncTestClient
 
-    from gateway.app import create_app
+    from gateway.web.app import create_app
 
     async with AsyncTestClient(app=create_app(spray_settings)) as test_client:
         yield test_client
@@ -206,7 +206,7 @@ async def test_a_lockout_at_or_above_its_maximum_still_locks_with_401s_before(
     level below the maximum; every failure is still a 401 and the fifth one locks."""
     from litestar.testing import AsyncTestClient
 
-    from gateway.app import create_app
+    from gateway.web.app import create_app
 
     settings = spray_settings.model_copy(
         update={"login_lockout": lockout, "login_lockout_max": 3600}
@@ -302,7 +302,7 @@ async def proxied_client(auth_settings: Settings, accounts: Accounts) -> AsyncIt
     """The real application, believing X-Forwarded-For from 127.0.0.1 (the burst's peer)."""
     from litestar.testing import AsyncTestClient
 
-    from gateway.app import create_app
+    from gateway.web.app import create_app
 
     settings = auth_settings.model_copy(update={"trusted_proxies": ["127.0.0.1/32"]})
     async with AsyncTestClient(app=create_app(settings)) as test_client:

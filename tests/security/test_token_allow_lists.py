@@ -14,10 +14,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from gateway.accounts.users import create_user
-from gateway.app import create_app
 from gateway.postgrest.doctor import probe_token
 from gateway.settings import Settings
 from gateway.tokens.signing import load_keyring
+from gateway.web.app import create_app
 from tests.conftest import settings_from
 from tests.e2e.conftest import Served
 from tests.integration.conftest import PASSWORD, Client, bearer, runtime_of
@@ -57,7 +57,7 @@ async def test_a_role_taken_off_the_allow_list_stops_working_at_once(
     after = auth_settings.model_copy(update={"allowed_roles": ["authenticated"]})
     async with AsyncTestClient(app=create_app(before)) as old:
         runtime = runtime_of(old)
-        async with runtime.sessions.begin() as db:
+        async with runtime.store.begin() as db:
             await create_user(
                 db=db,
                 passwords=runtime.passwords,

@@ -15,11 +15,11 @@ from types import SimpleNamespace
 from typing import Any, cast
 from urllib.parse import unquote
 
-from gateway.front_door import FrontDoor
 from gateway.proxy.mount import PostgrestMount
 from gateway.proxy.upstream import make_client_session
-from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.web.front_door import FrontDoor
+from gateway.web.runtime import Runtime
 
 Header = tuple[bytes, bytes]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
-from gateway.app import rate_limit_store
 from gateway.settings import Settings
+from gateway.web.app import rate_limit_store
 
 
 def test_the_per_address_limit_lives_in_memory_by_default() -> None:

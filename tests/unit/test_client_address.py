@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from gateway.client_address import client_address, is_trusted, parse_networks
+from gateway.asgi.client_address import client_address, is_trusted, parse_networks
 
 PROXIES = parse_networks(("10.0.0.0/8", "fd00::/8"))
 

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.front_door import FrontDoor
 from gateway.proxy.mount import PostgrestMount
 from gateway.settings import Settings
+from gateway.web.front_door import FrontDoor
 
 Message = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]

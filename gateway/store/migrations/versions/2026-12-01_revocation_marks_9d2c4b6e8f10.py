@@ -2,7 +2,7 @@
 
 On PostgreSQL a trigger stamps every revocation (``sessions.revoked_at`` set, by the gateway or
 by anyone writing to the table) with the id of the writing transaction and NOTIFYs the gateways
-on commit. The revocation feed (gateway/proxy/revocation.py) reads every row whose mark is at
+on commit. The revocation feed (gateway/revocation/feed.py) reads every row whose mark is at
 least the oldest transaction that was still running at its previous read, so a transaction that
 commits late is read then, whatever its ``revoked_at`` says. SQLite needs no mark: the feed
 re-reads every live revocation on each poll there.
@@ -24,7 +24,7 @@ down_revision: str | Sequence[str] | None = "b51e0d7c2a94"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Kept in step with gateway.proxy.revocation.CHANNEL (a migration must not import app code
+# Kept in step with gateway.revocation.feed.CHANNEL (a migration must not import app code
 # that may change after it).
 _CHANNEL = "gateway_revocations"
 

@@ -37,8 +37,8 @@ import asyncpg
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.postgrest.notify import asyncpg_dsn
 from gateway.settings import Settings
+from gateway.store.engine import asyncpg_dsn
 from gateway.store.models import Session, User, utcnow
 from gateway.tokens.signing import LEEWAY_SECONDS
 

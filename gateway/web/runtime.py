@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.accounts.passwords import PasswordHashing
 from gateway.errors import StoreUnavailable
-from gateway.proxy.revocation import Revocations
 from gateway.proxy.token_cache import VerifiedTokens
 from gateway.proxy.upstream import make_client_session
+from gateway.revocation.feed import Revocations
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.store.models import ServerSecret
@@ -28,7 +28,8 @@ REFRESH_SUCCESSOR_KEY = "refresh_successor_key"
 class Runtime:
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    # The store's transaction factory; not "sessions": here a session is a signed-in user's.
+    store: async_sessionmaker[AsyncSession]
     passwords: PasswordHashing
     keys: KeyRingHolder
     dummy_hash: str
@@ -51,13 +52,13 @@ class Runtime:
         # Unknown emails are verified against this, so that they cost what a real account costs;
         # made with today's parameters, it can never match a password anyone knows.
         dummy_hash = await passwords.hash(secrets.token_urlsafe(32))
-        sessions = make_sessionmaker(engine)
-        revocations = Revocations(settings, sessions)
+        store = make_sessionmaker(engine)
+        revocations = Revocations(settings, store)
         await revocations.start()
         return cls(
             settings=settings,
             engine=engine,
-            sessions=sessions,
+            store=store,
             passwords=passwords,
             keys=keys,
             dummy_hash=dummy_hash,
@@ -74,7 +75,7 @@ class Runtime:
     async def refresh_key(self) -> bytes:
         """The server secret that derives refresh token successors (made by a migration)."""
         if self._refresh_key is None:
-            async with self.sessions() as db:
+            async with self.store() as db:
                 value = await db.scalar(
                     select(ServerSecret.value).where(ServerSecret.name == REFRESH_SUCCESSOR_KEY)
                 )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from gateway.proxy.headers import Header
+from gateway.asgi.types import ASGIApp, Header, Message, Receive, Scope, Send
 from gateway.proxy.response_headers import merge_vary
 from gateway.settings import Settings
 
@@ -57,13 +56,6 @@ class Cors:
                 (b"access-control-max-age", PREFLIGHT_MAX_AGE),
             ]
         return headers
-
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def cors_middleware(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:

@@ -15,18 +15,18 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
-from gateway import health
-from gateway.api_docs import api_docs
-from gateway.front_door import FrontDoor
-from gateway.http_errors import exception_handlers, json_not_found
-from gateway.json_body import JSONRequest
-from gateway.proxy.cors import cors_middleware
 from gateway.proxy.mount import PostgrestMount
-from gateway.response_headers import wrap_own_answers
-from gateway.runtime import Runtime
-from gateway.sessions.routes import AuthController, auth_rate_limit
 from gateway.settings import Settings, load_settings
-from gateway.tokens import routes as key_routes
+from gateway.web import health
+from gateway.web import keys as key_routes
+from gateway.web.api_docs import api_docs
+from gateway.web.auth import AuthController, auth_rate_limit
+from gateway.web.cors import cors_middleware
+from gateway.web.errors import exception_handlers, json_not_found
+from gateway.web.front_door import FrontDoor
+from gateway.web.json_body import JSONRequest
+from gateway.web.response_headers import wrap_own_answers
+from gateway.web.runtime import Runtime
 
 # The gateway's own endpoints take small JSON bodies; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024

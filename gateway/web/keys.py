@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.datastructures import State
 
-from gateway.runtime import Runtime
+from gateway.web.runtime import Runtime
 
 JWKS_PATH = "/.well-known/jwks.json"
 

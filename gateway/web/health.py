@@ -7,9 +7,9 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from gateway.errors import StoreUnavailable
-from gateway.runtime import Runtime
 from gateway.store.lifecycle import ping_store
 from gateway.store.migrate import is_up_to_date
+from gateway.web.runtime import Runtime
 
 
 @get("/healthz", sync_to_thread=False, tags=["health"], summary="Liveness")

@@ -55,7 +55,7 @@ class PinnedSwaggerUI(OpenAPIRenderPlugin):
 
     Attributes:
         content_security_policy: the policy the page must be served with (see
-            :mod:`gateway.response_headers`): only the pinned files, the start-up script by
+            :mod:`gateway.web.response_headers`): only the pinned files, the start-up script by
             its hash, the document and "try it out" requests to the gateway itself.
     """
 

@@ -3,45 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-# Plain ASGI types: this middleware also wraps the raw proxy mount, not only framework routes.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from gateway.asgi.scope import raw_path_of, request_id_of
+from gateway.asgi.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("gateway.request")
-
-# A client-supplied id is kept only when it is short and plain, so it cannot forge log lines.
-_ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def request_id_of(scope: Scope) -> bytes:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id" and _ACCEPTABLE_ID.match(value):
-            return bytes(value)
-    return secrets.token_hex(12).encode()
-
-
-def raw_path_of(scope: Scope) -> bytes:
-    """The path as the client sent it, escapes intact; b"" when the server gives none.
-
-    Cut at the first '?': some servers and test clients put the query string into raw_path
-    too, and a query (``?access_token=…``) must never reach a log line or the path checks.
-    """
-    raw: bytes = scope.get("raw_path") or b""
-    return raw.partition(b"?")[0]
-
-
-def started_answer(scope: Scope) -> bool:
-    """Whether the answer to this request (inside a :class:`RequestLog`) has begun."""
-    return bool(scope.get("state", {}).get("response_status"))
 
 
 class RequestLog:

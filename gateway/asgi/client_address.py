@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Final
 
+from gateway.asgi.types import Scope
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -63,6 +65,20 @@ def client_address(
         if not _within(ip, trusted):
             break
     return str(client)
+
+
+def client_address_of(scope: Scope, trusted: Sequence[Network]) -> str | None:
+    """:func:`client_address` of an ASGI request: its socket peer and its X-Forwarded-For fields.
+
+    The one way the mount, /auth and its rate limit tell who is calling.
+    """
+    client = scope.get("client")
+    forwarded = [
+        value.decode("latin-1")
+        for name, value in scope.get("headers", ())
+        if name == b"x-forwarded-for"
+    ]
+    return client_address(client[0] if client else None, forwarded, trusted)
 
 
 # Cached: the same few peers ask again and again, and parsing showed up at ~7% of the proxy's

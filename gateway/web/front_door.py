@@ -13,11 +13,13 @@ import contextlib
 import logging
 from urllib.parse import quote
 
-from gateway.proxy.cors import cors_middleware
+from gateway.asgi.scope import started_answer
+from gateway.asgi.types import ASGIApp, Receive, Scope, Send
 from gateway.proxy.mount import PostgrestMount, json_error
 from gateway.proxy.paths import under_prefix
-from gateway.request_log import ASGIApp, Receive, RequestLog, Scope, Send, started_answer
 from gateway.settings import Settings
+from gateway.web.cors import cors_middleware
+from gateway.web.request_log import RequestLog
 
 logger = logging.getLogger("gateway.proxy")
 

@@ -10,7 +10,7 @@
 
 Litestar runs its middleware only once a route has matched, so its router's own 404 and 405
 answers pass them by (litestar issue 175). :func:`wrap_own_answers` wraps the whole handler of
-the application instead, with :class:`gateway.request_log.RequestLog` outside, so those answers
+the application instead, with :class:`gateway.web.request_log.RequestLog` outside, so those answers
 get these headers, an ``X-Request-Id`` and their log line like every other.
 """
 
@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from gateway.request_log import ASGIApp, Message, Receive, RequestLog, Scope, Send
-
-Header = tuple[bytes, bytes]
+from gateway.asgi.types import ASGIApp, Header, Message, Receive, Scope, Send
+from gateway.web.request_log import RequestLog
 
 JSON_POLICY: Final = b"default-src 'none'; frame-ancestors 'none'"
 AUTH_PREFIX: Final = "/auth"
