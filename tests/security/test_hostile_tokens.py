@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from gateway.settings import Settings
+from gateway.tokens import _reading as reading_module
 from gateway.tokens import keystore as keystore_module
 from gateway.tokens import signing as signing_module
 from gateway.tokens import watcher as watcher_module
@@ -254,8 +255,9 @@ async def test_a_flood_of_unknown_kids_never_makes_the_gateway_reread_its_keysto
         (watcher_module, "load_keyring"),
         (signing_module, "load_keystore"),
         (keystore_module, "load_keystore"),
-        (keystore_module, "_read_manifest"),
         (keystore_module, "read_manifest"),
+        (reading_module, "load"),
+        (reading_module, "read_manifest"),
     ]:
         monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
 

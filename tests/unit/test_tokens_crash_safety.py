@@ -46,10 +46,10 @@ CRASHING_ROTATION = textwrap.dedent(
     """
     import os, sys
     from gateway.settings import Settings
-    from gateway.tokens import _atomic, keystore
+    from gateway.tokens import _atomic, _writing, keystore
 
     keys_dir, target, moment = sys.argv[1:]
-    real_write, real_replace = keystore.write_atomic, os.replace
+    real_write, real_replace = _writing.write_atomic, os.replace
 
     def write_then_crash(path, data, *, mode):
         if path.name == target and moment == "before-write":
@@ -61,7 +61,7 @@ CRASHING_ROTATION = textwrap.dedent(
             os._exit(17)
         real_replace(source, destination)
 
-    keystore.write_atomic = write_then_crash
+    _writing.write_atomic = write_then_crash
     _atomic.os.replace = rename_then_crash
     keystore.rotate_keys(Settings(keys_dir=keys_dir, jwks_max_age=0))
     """
