@@ -155,6 +155,14 @@ def verify_access_token(
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("The token is too long.")
+    key = _header_key(ring, token)
+    claims = _verified_claims(token, key, issuer=issuer, audience=audience)
+    _check_access_token_claims(claims, allowed_roles=allowed_roles)
+    return claims
+
+
+def _header_key(ring: KeyRing, token: str) -> _VerificationKey:
+    """The key the header names, once ``kid``, ``alg`` and ``typ`` pass; no signature yet."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -172,6 +180,13 @@ def verify_access_token(
     # from passing as access tokens. RFC 7515 section 4.1.9: media types compare case-blind.
     if typ is not None and (not isinstance(typ, str) or typ.lower() != "jwt"):
         raise InvalidToken("The token is not a JWT.")
+    return key
+
+
+def _verified_claims(
+    token: str, key: _VerificationKey, *, issuer: str, audience: str | None
+) -> dict[str, Any]:
+    """The claims, once the signature, ``exp``, ``iat``, ``iss`` and ``aud`` hold."""
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -194,6 +209,13 @@ def verify_access_token(
         raise InvalidToken("The token's signature is invalid.") from None
     except jwt.PyJWTError:
         raise InvalidToken("The token is invalid.") from None
+    return claims
+
+
+def _check_access_token_claims(
+    claims: Mapping[str, Any], *, allowed_roles: Collection[str]
+) -> None:
+    """Refuse claims that do not make a user's access token: each one from an allow-list."""
     if claims.get("token_type") != ACCESS_TOKEN_TYPE:
         raise InvalidToken("The token is not an access token.")
     if not _non_empty_string(claims.get("sub")) or not _non_empty_string(claims.get("sid")):
@@ -201,7 +223,6 @@ def verify_access_token(
     role = claims.get("role")
     if not isinstance(role, str) or role not in allowed_roles:
         raise InvalidToken("The token's role is not one this gateway grants.")
-    return claims
 
 
 def _non_empty_string(value: object) -> bool:
