@@ -21,6 +21,7 @@ from gateway.tokens.signing import KeyRing, load_keyring, sign_access_token
 
 MAX_CLOCK_SKEW = 30.0  # seconds; PostgREST and the gateway both allow 30 s on exp and iat
 PROBE_TIMEOUT = 5.0
+_BOOTSTRAP_FIX = "Run `gateway postgrest bootstrap`."
 _CLOCK_FIX = "Synchronise both clocks with NTP: beyond 30 s tokens look expired or not yet valid."
 
 
@@ -99,7 +100,6 @@ async def _check_database(settings: Settings, database_url: str | None) -> list[
 
 async def _database_checks(db: asyncpg.Connection, plan: BootstrapPlan) -> list[Check]:
     checks = [Check("database", True, "reachable")]
-    bootstrap = "Run `gateway postgrest bootstrap`."
     existing = {
         row["rolname"]: row
         for row in await db.fetch(
@@ -108,81 +108,92 @@ async def _database_checks(db: asyncpg.Connection, plan: BootstrapPlan) -> list[
         )
     }
     authenticator = existing.get(plan.authenticator_role)
-    if authenticator is None:
-        checks.append(
-            Check(
-                "authenticator role",
-                False,
-                f"role {plan.authenticator_role!r} does not exist",
-                bootstrap,
-            )
-        )
-    elif not authenticator["rolcanlogin"] or authenticator["rolinherit"]:
-        checks.append(
-            Check(
-                "authenticator role",
-                False,
-                f"role {plan.authenticator_role!r} must be LOGIN NOINHERIT, so that it holds no "
-                "privilege of its own beyond switching roles",
-                f'ALTER ROLE "{plan.authenticator_role}" LOGIN NOINHERIT;',
-            )
-        )
-    else:
-        checks.append(
-            Check("authenticator role", True, f"{plan.authenticator_role!r} is LOGIN NOINHERIT")
-        )
+    checks.append(_authenticator_check(plan, authenticator))
     for role in plan.switchable_roles:
-        kind = "anonymous role" if role == plan.anon_role else "role"
-        if role not in existing:
-            checks.append(
-                Check(
-                    f"{kind} {role}",
-                    False,
-                    f"role {role!r} does not exist: PostgREST cannot switch to it and answers "
-                    "such requests with an error",
-                    bootstrap,
-                )
+        checks.append(
+            await _switchable_role_check(
+                db,
+                plan,
+                role,
+                exists=role in existing,
+                authenticator_exists=authenticator is not None,
             )
-            continue
-        granted = authenticator is not None and await db.fetchval(
-            "SELECT pg_has_role($1, $2, 'MEMBER')", plan.authenticator_role, role
         )
-        if not granted:
-            checks.append(
-                Check(
-                    f"{kind} {role}",
-                    False,
-                    f"role {role!r} is not granted to {plan.authenticator_role!r}: PostgREST gets "
-                    "'permission denied to set role'",
-                    f'GRANT "{role}" TO "{plan.authenticator_role}";',
-                )
-            )
-        else:
-            checks.append(
-                Check(
-                    f"{kind} {role}", True, f"exists and is granted to {plan.authenticator_role!r}"
-                )
-            )
+    checks.append(await _helpers_check(db))
+    checks.append(await _clock_check(db))
+    return checks
+
+
+def _authenticator_check(plan: BootstrapPlan, authenticator: asyncpg.Record | None) -> Check:
+    if authenticator is None:
+        return Check(
+            "authenticator role",
+            False,
+            f"role {plan.authenticator_role!r} does not exist",
+            _BOOTSTRAP_FIX,
+        )
+    if not authenticator["rolcanlogin"] or authenticator["rolinherit"]:
+        return Check(
+            "authenticator role",
+            False,
+            f"role {plan.authenticator_role!r} must be LOGIN NOINHERIT, so that it holds no "
+            "privilege of its own beyond switching roles",
+            f'ALTER ROLE "{plan.authenticator_role}" LOGIN NOINHERIT;',
+        )
+    return Check("authenticator role", True, f"{plan.authenticator_role!r} is LOGIN NOINHERIT")
+
+
+async def _switchable_role_check(
+    db: asyncpg.Connection,
+    plan: BootstrapPlan,
+    role: str,
+    *,
+    exists: bool,
+    authenticator_exists: bool,
+) -> Check:
+    kind = "anonymous role" if role == plan.anon_role else "role"
+    if not exists:
+        return Check(
+            f"{kind} {role}",
+            False,
+            f"role {role!r} does not exist: PostgREST cannot switch to it and answers "
+            "such requests with an error",
+            _BOOTSTRAP_FIX,
+        )
+    granted = authenticator_exists and await db.fetchval(
+        "SELECT pg_has_role($1, $2, 'MEMBER')", plan.authenticator_role, role
+    )
+    if not granted:
+        return Check(
+            f"{kind} {role}",
+            False,
+            f"role {role!r} is not granted to {plan.authenticator_role!r}: PostgREST gets "
+            "'permission denied to set role'",
+            f'GRANT "{role}" TO "{plan.authenticator_role}";',
+        )
+    return Check(f"{kind} {role}", True, f"exists and is granted to {plan.authenticator_role!r}")
+
+
+async def _helpers_check(db: asyncpg.Connection) -> Check:
     missing = [
         helper
         for helper in HELPERS
         if await db.fetchval("SELECT to_regprocedure($1)", helper) is None
     ]
     if missing:
-        checks.append(Check("auth helpers", False, f"missing: {', '.join(missing)}", bootstrap))
-    else:
-        checks.append(Check("auth helpers", True, "all five exist"))
+        return Check("auth helpers", False, f"missing: {', '.join(missing)}", _BOOTSTRAP_FIX)
+    return Check("auth helpers", True, "all five exist")
+
+
+async def _clock_check(db: asyncpg.Connection) -> Check:
     database_epoch = float(await db.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
     skew = abs(database_epoch - time.time())
-    checks.append(
-        Check(
-            "clock skew",
-            skew <= MAX_CLOCK_SKEW,
-            f"the database's clock is {skew:.1f} s from the gateway's",
-            None if skew <= MAX_CLOCK_SKEW else _CLOCK_FIX,
-        )
+    return Check(
+        "clock skew",
+        skew <= MAX_CLOCK_SKEW,
+        f"the database's clock is {skew:.1f} s from the gateway's",
+        None if skew <= MAX_CLOCK_SKEW else _CLOCK_FIX,
     )
-    return checks
 
 
 async def _check_postgrest(settings: Settings, ring: KeyRing | None, upstream: str) -> list[Check]:
