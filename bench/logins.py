@@ -1,9 +1,9 @@
 """Sign-ins against a running gateway: latency, sign-ins per second, and a login storm.
 
-bench/proxy.py uses this for its report; it is not a command of its own. Each client is an
-asyncio task with its own connection that posts ``/auth/login`` again as soon as the last one
-answered, for a fixed time. Every answer must be 200: anything else is an error and fails the
-benchmark, because a benchmark of failing sign-ins measures nothing.
+The proxy benchmark (bench/proxy/) uses this for its report; it is not a command of its own.
+Each client is an asyncio task with its own connection that posts ``/auth/login`` again as soon
+as the last one answered, for a fixed time. Every answer must be 200: anything else is an error
+and fails the benchmark, because a benchmark of failing sign-ins measures nothing.
 """
 
 from __future__ import annotations

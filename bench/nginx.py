@@ -1,4 +1,4 @@
-"""nginx as a plain reverse proxy in front of PostgREST: the reference bench/proxy.py compares with.
+"""nginx as a plain reverse proxy in front of PostgREST: the reference bench/proxy/ compares with.
 
 It forwards ``/rest/`` to PostgREST over pooled keep-alive connections and does nothing else:
 no token check, no header rules, no access log. That is the floor any proxy in Python is

@@ -1,4 +1,4 @@
-"""The latency distributions of a bench/proxy.py run as one PNG of small plots.
+"""The latency distributions of a ``python -m bench.proxy`` run as one PNG of small plots.
 
 Each panel shows one scenario: latency (log scale) against percentile, on an axis that gives
 each "nine" the same width (50, 90, 99, 99.9), so the tail is as visible as the median.

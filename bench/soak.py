@@ -49,6 +49,7 @@ if str(REPO_ROOT) not in sys.path:
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
 
+from bench.processes import process_tree  # noqa: E402
 from tests.support.postgres import fresh_database, postgres_admin_url  # noqa: E402
 from tests.support.postgrest import postgrest_binary, run_postgrest  # noqa: E402
 from tests.support.server import gateway_process  # noqa: E402
@@ -184,26 +185,6 @@ def gateway_stack(work: Path) -> Iterator[Stack]:
 # --- the Granian worker's memory --------------------------------------------------------------
 
 
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found += [int(child) for child in task.read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    result: list[int] = []
-    pending = children(pid)
-    while pending:
-        child = pending.pop()
-        result.append(child)
-        pending += children(child)
-    return result
-
-
 def rss_kib(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -224,7 +205,8 @@ def cmdline(pid: int) -> str:
 def find_worker(serve_pid: int) -> int:
     """The Granian worker: the descendant of `gateway serve` that holds the most memory
     (a multiprocessing resource tracker, if any, is tiny)."""
-    candidates = [pid for pid in descendants(serve_pid) if "resource_tracker" not in cmdline(pid)]
+    descendants = process_tree(serve_pid)[1:]
+    candidates = [pid for pid in descendants if "resource_tracker" not in cmdline(pid)]
     if not candidates:
         return serve_pid  # single-process mode: the serve process is the worker
     return max(candidates, key=lambda pid: rss_kib(pid) or 0)

@@ -7,7 +7,8 @@ supports, a fresh keystore in a temporary folder, then signing tokens shaped exa
 gateway issues them (``build_access_claims``), verifying distinct tokens
 (``verify_access_token``: what a token costs the first time), and verifying one token over and
 over through the proxy's cache (``VerifiedTokens``: what a client that reuses its token costs).
-CPU time is ``time.process_time``. bench/proxy.py runs this too and puts it in its report.
+CPU time is ``time.process_time``. ``python -m bench.proxy`` runs this too and puts it in its
+report.
 """
 
 from __future__ import annotations
