@@ -52,6 +52,8 @@ def create_server_app(settings: Settings) -> FrontDoor:
 
 
 def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
+    # The mount is made before the application that routes to it, and the runtime only in the
+    # application's lifespan: the mount asks for its dependencies per request.
     app: Litestar
 
     def current_mount_dependencies() -> MountDependencies:
