@@ -9,7 +9,8 @@ class GatewayError(Exception):
     """Base of every error the gateway reports to a client or an operator.
 
     Subclasses fix ``code`` and ``status``; the message is a human sentence that never holds a
-    secret. One exception handler (``gateway.web.app``) turns these into ``{"code", "message"}``.
+    secret. The web layer's exception handlers and the PostgREST mount answer these with
+    :func:`error_document`.
     """
 
     code: ClassVar[str] = "gateway_error"
@@ -18,6 +19,11 @@ class GatewayError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def error_document(*, code: str, message: str) -> dict[str, str]:
+    """The body of every error answer the gateway gives, whichever layer answers."""
+    return {"code": code, "message": message}
 
 
 class InvalidInput(GatewayError):

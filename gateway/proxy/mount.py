@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 
 import aiohttp
+from yarl import URL
 
 from gateway.asgi.client_address import client_address_of, is_trusted, parse_networks
 from gateway.asgi.scope import raw_path_of, request_id_of
 from gateway.asgi.types import Header, Receive, Scope, Send
 from gateway.errors import GatewayError
+from gateway.proxy.dependencies import MountDependencies
+from gateway.proxy.error_answers import SERVED_METHODS, reply_error
 from gateway.proxy.errors import MethodNotServed
 from gateway.proxy.headers import (
     check_request_headers,
@@ -26,8 +28,7 @@ from gateway.proxy.request_body import (
     RequestBody,
     drop_tracebacks,
 )
-from gateway.proxy.response_headers import SECURITY_HEADERS, DownstreamHeaders
-from gateway.proxy.services import MountServices
+from gateway.proxy.response_headers import DownstreamHeaders
 from gateway.proxy.upstream import Upstream
 from gateway.sessions.cookies import CSRF_HEADER, cookie_names
 from gateway.sessions.credentials import access_token, check_csrf, needs_csrf, read_credentials
@@ -39,41 +40,31 @@ logger = logging.getLogger("gateway.proxy")
 
 BODYLESS_STATUSES = frozenset({204, 304})
 CHUNK = 64 * 1024
-
-
-# What PostgREST serves; anything else is answered 405 here (RFC 9110 section 15.5.6).
-SERVED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-ALLOW = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-SECURITY_HEADERS_LIST = list(SECURITY_HEADERS)
-
-
-def json_error(status: int, code: str, message: str) -> tuple[int, list[Header], bytes]:
-    body = json.dumps({"code": code, "message": message}).encode()
-    headers: list[Header] = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *SECURITY_HEADERS_LIST,
-    ]
-    if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    elif status == 405:
-        headers.append((b"allow", ALLOW))
-    return status, headers, body
+# What can go wrong between the request going up and the answer's last byte going down.
+FORWARD_FAILURES = (
+    ClientDisconnected,
+    BodyTooLarge,
+    BodyStalled,
+    TimeoutError,
+    aiohttp.ClientError,
+)
 
 
 class PostgrestMount:
     """Forwards ``{GATEWAY_PROXY_PREFIX}/{path}`` to PostgREST.
 
-    Per request: decide on the raw path, the method, the query and the header block; find the
-    credentials (bearer header, or the access cookie with a CSRF check on unsafe methods);
-    verify the token (cached) and check the session and user against the revocation set;
-    rewrite the headers; stream the body up and the answer down. Everything that can be
-    computed once is computed in ``__init__``.
+    Per request, in three steps: :meth:`_target` decides on the raw path, the method, the query
+    and the header block; :meth:`_authorize` finds the credentials (bearer header, or the
+    access cookie with a CSRF check on unsafe methods), verifies the token (cached) and checks
+    the session and user against the revocation set; :meth:`_forward` rewrites the headers and
+    streams the body up and the answer down. Everything that can be computed once is computed
+    in ``__init__``.
     """
 
     __slots__ = (
         "_access_cookie",
         "_csrf_cookie",
+        "_dependencies",
         "_downstream",
         "_gateway_cookies",
         "_idle",
@@ -82,12 +73,13 @@ class PostgrestMount:
         "_networks",
         "_prefix",
         "_profiles",
-        "_runtime",
         "_upstream",
     )
 
-    def __init__(self, settings: Settings, runtime: Callable[[], MountServices]) -> None:
-        self._runtime = runtime
+    def __init__(self, settings: Settings, dependencies: Callable[[], MountDependencies]) -> None:
+        # A callable, not the dependencies: the web layer makes them in its lifespan, after the
+        # mount is built.
+        self._dependencies = dependencies
         self._prefix = settings.proxy_prefix.encode()
         self._upstream = Upstream(settings.upstream_url)
         self._max_body = settings.proxy_max_body
@@ -113,47 +105,129 @@ class PostgrestMount:
         # PostgREST and aiohttp read methods case-blind; the checks here must as well.
         method = scope["method"].upper()
         headers: list[Header] = scope["headers"]
+        try:
+            url = self._target(scope, method, headers)
+            dependencies = self._dependencies()
+            # Who is asking: verified before a byte of the body is read.
+            authorization = self._authorize(dependencies, method, headers)
+        except GatewayError as exc:
+            await reply_error(send, exc.status, exc.code, exc.message)
+            return
+        await self._forward(scope, receive, send, dependencies.http, method, url, authorization)
+
+    def _target(self, scope: Scope, method: str, headers: list[Header]) -> URL:
+        """Where this request goes upstream, or the GatewayError that refuses to forward it.
+
+        Decided on the raw path alone (see paths.py), then built from the configured upstream's
+        parts. (CORS, preflights included, is cors_middleware's.)
+        """
+        path = mounted_path(raw_path_of(scope), self._prefix)
+        if method not in SERVED_METHODS:
+            raise MethodNotServed("PostgREST does not serve this method.")
         query: bytes = scope.get("query_string", b"")
-        # 1. Where the request goes: decided on the raw path alone (see paths.py), then built
-        # from the configured upstream's parts. (CORS, preflights included, is cors_middleware's.)
-        try:
-            path = mounted_path(raw_path_of(scope), self._prefix)
-            if method not in SERVED_METHODS:
-                raise MethodNotServed("PostgREST does not serve this method.")
-            check_query(query, self._max_query)
-            check_request_headers(
-                headers, profiles=self._profiles, needs_host=scope.get("http_version") == "1.1"
-            )
-            url = self._upstream.url(path, query)
-        except GatewayError as exc:
-            await _reply_error(send, exc.status, exc.code, exc.message)
-            return
+        check_query(query, self._max_query)
+        check_request_headers(
+            headers, profiles=self._profiles, needs_host=scope.get("http_version") == "1.1"
+        )
+        return self._upstream.url(path, query)
 
-        # 2. Who is asking: verified before a byte of the body is read.
-        runtime = self._runtime()
+    def _authorize(
+        self, dependencies: MountDependencies, method: str, headers: list[Header]
+    ) -> bytes | None:
+        """The Authorization header to send upstream, or None for an anonymous request.
+
+        The credentials are read from ``headers`` (every ``Cookie`` field) by the one parser
+        /auth uses too, never from the cookie list :meth:`_forward` makes, so the two can never
+        disagree.
+        """
+        presented = read_credentials(headers, self._gateway_cookies, CSRF_HEADER.encode())
+        found = access_token(presented, self._access_cookie)
+        if found is None:
+            return None
+        token, via_cookie = found
+        claims = dependencies.tokens.verify(dependencies.keys.ring, token)
+        # Suspension first: it also revokes the user's sessions, and the answer should say why.
+        if claims.get("sub") in dependencies.revocations.suspended_users:
+            raise UserSuspended("This account is suspended.")
+        if claims.get("sid") in dependencies.revocations.revoked_sessions:
+            raise SessionRevoked("This session has ended; sign in again.")
+        if via_cookie and needs_csrf(method):
+            check_csrf(presented, self._csrf_cookie)
+        return b"Bearer " + token.encode("latin-1")
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        http: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        authorization: bytes | None,
+    ) -> None:
+        """Up to PostgREST and back down, streaming both ways.
+
+        ``started`` says whether the status line is out: a failure before it gets an error
+        answer, a failure after it a cut connection, so no request is ever answered twice.
+        """
+        headers: list[Header] = scope["headers"]
+        content_length = _first(headers, b"content-length")
+        if content_length is not None and not _within(content_length, self._max_body):
+            await self._reply_too_large(send, close=False)
+            return
         cookies = [value for name, value in headers if name == b"cookie"]
+        out_headers = self._upstream_headers(scope, cookies, authorization, content_length)
+        # An answer that depends on who asked is for that browser's cache only.
+        credentialed = authorization is not None or bool(cookies)
+        has_body = content_length not in (None, b"0") or _first(headers, b"transfer-encoding")
+        request_body = RequestBody(receive, self._max_body, self._idle) if has_body else None
+        body = request_body.__aiter__() if request_body is not None else None
+        started = False
         try:
-            authorization = self._authorize(runtime, method, headers, cookies)
-        except GatewayError as exc:
-            await _reply_error(send, exc.status, exc.code, exc.message)
-            return
+            async with http.request(
+                method, url, headers=out_headers, data=body, allow_redirects=False
+            ) as answer:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": answer.status,
+                        "headers": self._downstream(answer.raw_headers, credentialed=credentialed),
+                    }
+                )
+                started = True
+                if method == "HEAD" or answer.status in BODYLESS_STATUSES:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                elif answer.content_length is not None and answer.content_length <= CHUNK:
+                    # Most answers: one message instead of two (each send passes three wrappers).
+                    await send({"type": "http.response.body", "body": await answer.read()})
+                else:
+                    async for chunk in answer.content.iter_chunked(CHUNK):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except FORWARD_FAILURES as exc:
+            drop_tracebacks(exc)
+            if started:
+                # The status line is out, so no error answer can follow. Returning without the
+                # last body message makes the server close the connection mid-body: the client
+                # sees a truncated answer (no final chunk, or fewer bytes than Content-Length),
+                # never a complete-looking one.
+                logger.warning("upstream failed mid-answer: %s", type(exc).__name__)
+                return
+            await self._reply_failure(send, exc, request_body)
 
-        # 3. The request as PostgREST gets it.
+    def _upstream_headers(
+        self,
+        scope: Scope,
+        cookies: list[bytes],
+        authorization: bytes | None,
+        content_length: bytes | None,
+    ) -> list[tuple[str, str]]:
+        """The request's header block as PostgREST gets it, in the form aiohttp takes."""
         peer = scope["client"][0] if scope.get("client") else None
         trusted = peer is not None and bool(self._networks) and is_trusted(peer, self._networks)
         client_ip = client_address_of(scope, self._networks)
-        content_length = _first(headers, b"content-length")
-        if content_length is not None and not _within(content_length, self._max_body):
-            await _reply_error(
-                send,
-                413,
-                "payload_too_large",
-                f"The request body may be at most {self._max_body} bytes.",
-            )
-            return
-        has_body = content_length not in (None, b"0") or _first(headers, b"transfer-encoding")
         out_headers = upstream_request_headers(
-            headers,
+            scope["headers"],
             upstream_host=self._upstream.host_header,
             client_ip=(client_ip or "unknown").encode(),
             proto=scope.get("scheme", "http").encode(),
@@ -164,56 +238,7 @@ class PostgrestMount:
             request_id=_request_id(scope),
             content_length=content_length,
         )
-        # An answer that depends on who asked is for that browser's cache only.
-        credentialed = authorization is not None or bool(cookies)
-
-        # 4. Up and back down, streaming both ways.
-        request_body = RequestBody(receive, self._max_body, self._idle) if has_body else None
-        body = request_body.__aiter__() if request_body is not None else None
-        started = False
-        try:
-            async with runtime.http.request(
-                method,
-                url,
-                headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in out_headers],
-                data=body,
-                allow_redirects=False,
-            ) as answer:
-                response_headers = self._downstream(answer.raw_headers, credentialed=credentialed)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": answer.status,
-                        "headers": response_headers,
-                    }
-                )
-                started = True
-                if method == "HEAD" or answer.status in BODYLESS_STATUSES:
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                elif answer.content_length is not None and answer.content_length <= CHUNK:
-                    # Most answers: one message instead of two (each send passes three wrappers).
-                    body_bytes = await answer.read()
-                    await send({"type": "http.response.body", "body": body_bytes})
-                else:
-                    async for chunk in answer.content.iter_chunked(CHUNK):
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (
-            ClientDisconnected,
-            BodyTooLarge,
-            BodyStalled,
-            TimeoutError,
-            aiohttp.ClientError,
-        ) as exc:
-            drop_tracebacks(exc)
-            if started:
-                # The status line is out, so no error answer can follow. Returning without the
-                # last body message makes the server close the connection mid-body: the client
-                # sees a truncated answer (no final chunk, or fewer bytes than Content-Length),
-                # never a complete-looking one.
-                logger.warning("upstream failed mid-answer: %s", type(exc).__name__)
-                return
-            await self._reply_failure(send, exc, request_body)
+        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in out_headers]
 
     async def _reply_failure(
         self, send: Send, exc: Exception, request_body: RequestBody | None
@@ -228,49 +253,29 @@ class PostgrestMount:
         if request_body is not None and request_body.disconnected:
             return
         if request_body is not None and request_body.stalled:
-            await _reply_error(
+            await reply_error(
                 send, 408, "request_timeout", "The request body stopped arriving.", close=True
             )
         elif isinstance(exc, BodyTooLarge) or (request_body is not None and request_body.too_large):
-            await _reply_error(
-                send,
-                413,
-                "payload_too_large",
-                f"The request body may be at most {self._max_body} bytes.",
-                close=unread,
-            )
+            await self._reply_too_large(send, close=unread)
         elif isinstance(exc, TimeoutError):
-            await _reply_error(
+            await reply_error(
                 send, 504, "upstream_timeout", "PostgREST did not answer in time.", close=unread
             )
         else:
             logger.warning("upstream failed: %s", type(exc).__name__)
-            await _reply_error(
+            await reply_error(
                 send, 502, "upstream_unavailable", "PostgREST cannot be reached.", close=unread
             )
 
-    def _authorize(
-        self, runtime: MountServices, method: str, headers: list[Header], cookies: list[bytes]
-    ) -> bytes | None:
-        """The Authorization header to send upstream, or None for an anonymous request.
-
-        The credentials are read from ``headers`` (every ``Cookie`` field) by the one parser
-        /auth uses too; ``cookies`` is not consulted, so the two can never disagree.
-        """
-        presented = read_credentials(headers, self._gateway_cookies, CSRF_HEADER.encode())
-        found = access_token(presented, self._access_cookie)
-        if found is None:
-            return None
-        token, via_cookie = found
-        claims = runtime.tokens.verify(runtime.keys.ring, token)
-        # Suspension first: it also revokes the user's sessions, and the answer should say why.
-        if claims.get("sub") in runtime.revocations.suspended_users:
-            raise UserSuspended("This account is suspended.")
-        if claims.get("sid") in runtime.revocations.revoked_sessions:
-            raise SessionRevoked("This session has ended; sign in again.")
-        if via_cookie and needs_csrf(method):
-            check_csrf(presented, self._csrf_cookie)
-        return b"Bearer " + token.encode("latin-1")
+    async def _reply_too_large(self, send: Send, *, close: bool) -> None:
+        await reply_error(
+            send,
+            413,
+            "payload_too_large",
+            f"The request body may be at most {self._max_body} bytes.",
+            close=close,
+        )
 
 
 def _request_id(scope: Scope) -> bytes:
@@ -287,20 +292,6 @@ def _first(headers: list[Header], name: bytes) -> bytes | None:
 
 def _within(content_length: bytes, limit: int) -> bool:
     return content_length.isdigit() and int(content_length) <= limit
-
-
-async def _reply(send: Send, status: int, headers: list[Header], body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def _reply_error(
-    send: Send, status: int, code: str, message: str, *, close: bool = False
-) -> None:
-    status, headers, body = json_error(status, code, message)
-    if close:
-        headers.append((b"connection", b"close"))
-    await _reply(send, status, headers, body)
 
 
 __all__ = ["PostgrestMount"]

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import version
 from typing import Any, cast
 
 from litestar import Litestar, Router, asgi
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
+from litestar.types import ControllerRouterHandler
 
+from gateway.proxy.dependencies import MountDependencies
 from gateway.proxy.mount import PostgrestMount
 from gateway.settings import Settings, load_settings
 from gateway.web import health
@@ -50,6 +52,33 @@ def create_server_app(settings: Settings) -> FrontDoor:
 
 
 def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
+    # The mount is made before the application that routes to it, and the runtime only in the
+    # application's lifespan: the mount asks for its dependencies per request.
+    app: Litestar
+
+    def current_mount_dependencies() -> MountDependencies:
+        runtime: Runtime = app.state.runtime
+        return runtime.mount_dependencies
+
+    mount = PostgrestMount(settings, current_mount_dependencies)
+    docs, page_policies = api_docs(settings, openapi_path=OPENAPI_PATH)
+    app = Litestar(
+        route_handlers=_routes(settings, mount),
+        lifespan=[_lifespan(settings)],
+        middleware=[cast(Any, cors_middleware(settings))],
+        stores={"auth_rate_limit": rate_limit_store(settings)},
+        exception_handlers=exception_handlers,
+        request_max_body_size=MAX_BODY_BYTES,
+        request_class=JSONRequest,
+        openapi_config=_openapi_config(docs),
+        logging_config=None,
+        debug=False,
+    )
+    _wrap_own_answers(app, settings, page_policies)
+    return app, mount
+
+
+def _lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings)
@@ -59,12 +88,10 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
         finally:
             await runtime.stop()
 
-    def current_runtime() -> Runtime:
-        runtime: Runtime = app.state.runtime
-        return runtime
+    return lifespan
 
-    mount = PostgrestMount(settings, current_runtime)
-    docs, page_policies = api_docs(settings, openapi_path=OPENAPI_PATH)
+
+def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterHandler]:
     # A raw ASGI mount: Litestar only routes to it; no request or response object is built.
     postgrest = asgi(
         path=settings.proxy_prefix, is_mount=True, copy_scope=False, include_in_schema=False
@@ -75,36 +102,34 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
         route_handlers=[AuthController],
         middleware=[auth_rate_limit(settings).middleware],
     )
-    app = Litestar(
-        route_handlers=[
-            health.healthz,
-            health.readyz,
-            key_routes.jwks,
-            key_routes.openid_configuration,
-            auth,
-            postgrest,
-        ],
-        lifespan=[lifespan],
-        middleware=[cast(Any, cors_middleware(settings))],
-        stores={"auth_rate_limit": rate_limit_store(settings)},
-        exception_handlers=exception_handlers,
-        request_max_body_size=MAX_BODY_BYTES,
-        request_class=JSONRequest,
-        openapi_config=OpenAPIConfig(
-            title="postgrest-gateway",
-            version=version("postgrest-gateway"),
-            path=OPENAPI_PATH,
-            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), *docs],
-            openapi_router=Router(
-                OPENAPI_PATH,
-                route_handlers=[],
-                include_in_schema=False,
-                after_request=json_not_found,
-            ),
+    return [
+        health.healthz,
+        health.readyz,
+        key_routes.jwks,
+        key_routes.openid_configuration,
+        auth,
+        postgrest,
+    ]
+
+
+def _openapi_config(docs: list[OpenAPIRenderPlugin]) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="postgrest-gateway",
+        version=version("postgrest-gateway"),
+        path=OPENAPI_PATH,
+        render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), *docs],
+        openapi_router=Router(
+            OPENAPI_PATH,
+            route_handlers=[],
+            include_in_schema=False,
+            after_request=json_not_found,
         ),
-        logging_config=None,
-        debug=False,
     )
+
+
+def _wrap_own_answers(
+    app: Litestar, settings: Settings, page_policies: Mapping[str, bytes]
+) -> None:
     # Around the whole handler, not as route middleware: the router's own 404 and 405 answers
     # get the request log, X-Request-Id and the headers too (see response_headers.py).
     app.asgi_handler = cast(
@@ -115,7 +140,6 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
             page_policies=page_policies,
         ),
     )
-    return app, mount
 
 
 def rate_limit_store(settings: Settings) -> Store:

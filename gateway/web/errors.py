@@ -12,7 +12,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from gateway.errors import GatewayError, StoreUnavailable
+from gateway.errors import GatewayError, StoreUnavailable, error_document
 
 logger = logging.getLogger("gateway.errors")
 
@@ -38,7 +38,7 @@ def error_response(
         # RFC 6750 section 3: a 401 names the scheme the client should use.
         all_headers.setdefault("WWW-Authenticate", "Bearer")
     return Response(
-        {"code": code, "message": message},
+        error_document(code=code, message=message),
         status_code=status,
         media_type=MediaType.JSON,
         headers=all_headers,

@@ -6,7 +6,7 @@ import aiohttp
 from litestar import Response, get
 from litestar.datastructures import State
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import StoreUnavailable, error_document
 from gateway.store.lifecycle import ping_store
 from gateway.store.migrate import is_up_to_date
 from gateway.web.runtime import Runtime
@@ -39,8 +39,10 @@ async def readyz(state: State) -> Response[dict[str, object]]:
         detail = ", ".join(f"{name} {result}" for name, result in failing.items())
         return Response(
             {
-                "code": StoreUnavailable.code if "store" in failing else "not_ready",
-                "message": f"The gateway is not ready: {detail}.",
+                **error_document(
+                    code=StoreUnavailable.code if "store" in failing else "not_ready",
+                    message=f"The gateway is not ready: {detail}.",
+                ),
                 "checks": checks,
             },
             status_code=503,

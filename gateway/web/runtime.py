@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.accounts.passwords import PasswordHashing
 from gateway.errors import StoreUnavailable
+from gateway.proxy.dependencies import MountDependencies
 from gateway.proxy.token_cache import VerifiedTokens
 from gateway.proxy.upstream import make_client_session
 from gateway.revocation.feed import Revocations
@@ -34,8 +35,9 @@ class Runtime:
     keys: KeyRingHolder
     dummy_hash: str
     http: aiohttp.ClientSession
-    tokens: VerifiedTokens
     revocations: Revocations
+    # Parts of the above (and the mount's token cache), as the PostgREST mount gets them.
+    mount_dependencies: MountDependencies
     _refresh_key: bytes | None = field(default=None)
 
     @classmethod
@@ -55,6 +57,7 @@ class Runtime:
         store = make_sessionmaker(engine)
         revocations = Revocations(settings, store)
         await revocations.start()
+        http = make_client_session(settings)
         return cls(
             settings=settings,
             engine=engine,
@@ -62,14 +65,19 @@ class Runtime:
             passwords=passwords,
             keys=keys,
             dummy_hash=dummy_hash,
-            http=make_client_session(settings),
-            tokens=VerifiedTokens(
-                size=settings.token_cache_size,
-                issuer=settings.issuer,
-                audience=settings.audience,
-                allowed_roles=settings.allowed_roles,
-            ),
+            http=http,
             revocations=revocations,
+            mount_dependencies=MountDependencies(
+                keys=keys,
+                tokens=VerifiedTokens(
+                    size=settings.token_cache_size,
+                    issuer=settings.issuer,
+                    audience=settings.audience,
+                    allowed_roles=settings.allowed_roles,
+                ),
+                revocations=revocations,
+                http=http,
+            ),
         )
 
     async def refresh_key(self) -> bytes:

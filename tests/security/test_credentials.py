@@ -151,11 +151,13 @@ async def test_the_mount_wants_the_csrf_token_for_an_unsafe_method_in_any_letter
 ) -> None:
     csrf = (await login(client, cookie=True))["csrf_token"]
     access = client.cookies["gw_access"]
-    mount = PostgrestMount(auth_settings, lambda: runtime_of(client))
+    mount = PostgrestMount(auth_settings, lambda: runtime_of(client).mount_dependencies)
     cookie = f"gw_access={access}; gw_csrf={csrf}".encode()
 
     def authorize(*extra: tuple[bytes, bytes]) -> bytes | None:
-        return mount._authorize(runtime_of(client), method, [(b"cookie", cookie), *extra], [])
+        return mount._authorize(
+            runtime_of(client).mount_dependencies, method, [(b"cookie", cookie), *extra]
+        )
 
     with pytest.raises(CsrfFailed):
         authorize()
@@ -171,10 +173,10 @@ async def test_the_mount_lets_safe_methods_in_any_letter_case_through_without_a_
 ) -> None:
     await login(client, cookie=True)
     access = client.cookies["gw_access"]
-    mount = PostgrestMount(auth_settings, lambda: runtime_of(client))
+    mount = PostgrestMount(auth_settings, lambda: runtime_of(client).mount_dependencies)
 
     forwarded = mount._authorize(
-        runtime_of(client), method, [(b"cookie", f"gw_access={access}".encode())], []
+        runtime_of(client).mount_dependencies, method, [(b"cookie", f"gw_access={access}".encode())]
     )
 
     assert forwarded == b"Bearer " + access.encode()

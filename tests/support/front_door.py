@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, cast
 from urllib.parse import unquote
 
+from gateway.proxy.dependencies import MountDependencies
 from gateway.proxy.mount import PostgrestMount
 from gateway.proxy.upstream import make_client_session
 from gateway.settings import Settings
 from gateway.web.front_door import FrontDoor
-from gateway.web.runtime import Runtime
 
 Header = tuple[bytes, bytes]
 
@@ -75,8 +74,12 @@ class Door:
 
     async def _exchange(self, scope: dict[str, Any], body: bytes) -> Answer:
         session = make_client_session(self.settings)
-        runtime = cast(Runtime, SimpleNamespace(http=session))
-        mount = PostgrestMount(self.settings, lambda: runtime)
+        # Anonymous requests never reach the keys, the token cache or the revocation set.
+        unused: Any = None
+        dependencies = MountDependencies(
+            keys=unused, tokens=unused, revocations=unused, http=session
+        )
+        mount = PostgrestMount(self.settings, lambda: dependencies)
         door = FrontDoor(cast(Any, self._litestar), mount, self.settings)
         sent: list[dict[str, Any]] = []
         delivered = False

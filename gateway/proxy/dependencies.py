@@ -1,0 +1,25 @@
+"""What the PostgREST mount uses per request, made once when the gateway starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway.proxy.token_cache import VerifiedTokens
+from gateway.revocation.feed import Revocations
+from gateway.tokens.watcher import KeyRingHolder
+
+
+@dataclass(frozen=True, slots=True)
+class MountDependencies:
+    """Built by the web layer's ``Runtime`` at start-up; the mount sees nothing else of it."""
+
+    # The key ring tokens are verified against, replaced when the keystore changes.
+    keys: KeyRingHolder
+    # Access tokens already verified, so a repeated token costs a lookup, not a signature check.
+    tokens: VerifiedTokens
+    # Ended sessions and suspended users, as every gateway process knows them.
+    revocations: Revocations
+    # The pooled client to PostgREST.
+    http: aiohttp.ClientSession
