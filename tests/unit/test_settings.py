@@ -10,7 +10,7 @@ import pytest
 from gateway.settings import SettingsError, load_settings
 
 
-def test_defaults_are_the_contract_values() -> None:
+def test_defaults_are_the_documented_values() -> None:
     settings = load_settings()
 
     assert settings.database_url == "sqlite+aiosqlite:///./gateway.db"
