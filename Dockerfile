@@ -20,12 +20,13 @@ WORKDIR /app
 
 # Dependencies first, in a layer of their own: editing the code does not reinstall them.
 # --locked: the build fails if uv.lock does not match pyproject.toml, instead of re-resolving.
+# --extra redis: replicas of this image can share the sign-in rate limit (GATEWAY_REDIS_URL).
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --locked --no-dev --no-install-project
+RUN uv sync --locked --no-dev --extra redis --no-install-project
 
 # Then the project itself, installed as a regular (non-editable) package.
 COPY gateway ./gateway
-RUN uv sync --locked --no-dev --no-editable
+RUN uv sync --locked --no-dev --extra redis --no-editable
 
 # uid 10001, not 1000: PostgREST's image runs as uid 1000 and mounts the same keys volume
 # (read-only). The private keys there are mode 0600, so only this uid can read them, while the

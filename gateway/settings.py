@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -162,6 +163,15 @@ class Settings(BaseSettings):
             raise ValueError("must hold no user, password or query string")
         if parts.fragment or "#" in value:
             raise ValueError("must hold no fragment")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_installed(cls, value: str | None) -> str | None:
+        # Redis is an optional extra: without it a replica would fail in every worker's start-up
+        # with a traceback, so refuse here, where the CLI prints one line before serving.
+        if value and importlib.util.find_spec("redis") is None:
+            raise ValueError("needs the redis package: install postgrest-gateway[redis]")
         return value
 
     @field_validator("log_level")

@@ -10,8 +10,10 @@ would let anyone count our users or guess a neighbour's id, so ids are drawn ins
 * at or above ``2**40`` every id has 13 to 16 decimal digits, so a short id does not stand out
   and the space (about 9e15 values) makes guessing hopeless: with a million rows the chance that
   a random guess hits one is about one in nine billion;
-* two draws collide with probability about ``n**2 / 2**54`` (a million rows: 5e-5); the primary
-  key catches it and the insert is retried with a fresh id (``new_public_id`` callers do this).
+* among ``n`` ids, some two are equal with probability about ``n**2 / 2**54`` (a million rows:
+  5e-5). :func:`fresh_id` therefore looks each draw up in the table and draws again when it is
+  taken. The look-up reserves nothing: a concurrent transaction that draws the same id before
+  this one inserts makes the later insert fail on the primary key, and nothing retries it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ def new_public_id() -> int:
 
 
 async def fresh_id(db: AsyncSession, model: type[Base]) -> int:
-    """A random id not yet taken in ``model``'s table (retried on the rare collision)."""
+    """A random id that no row of ``model``'s table holds when it is looked up.
+
+    Up to 8 draws of :func:`new_public_id`, each looked up by primary key (``db.get``: the
+    session's identity map, then a SELECT in the caller's transaction); the first one not found
+    is returned, and ``RuntimeError`` is raised when all 8 are taken. Nothing is inserted or
+    locked, so the id is free at the look-up, not guaranteed free at the caller's insert.
+    """
     for _ in range(8):
         candidate = new_public_id()
         if await db.get(model, candidate) is None:

@@ -13,7 +13,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
-from litestar.stores.redis import RedisStore
 from litestar.types import ControllerRouterHandler
 
 from gateway.proxy.dependencies import MountDependencies
@@ -145,6 +144,10 @@ def _wrap_own_answers(
 def rate_limit_store(settings: Settings) -> Store:
     """Redis when GATEWAY_REDIS_URL is set (limits shared by every replica), else memory."""
     if settings.redis_url:
+        # Imported here: redis is the optional extra postgrest-gateway[redis], and the settings
+        # refuse GATEWAY_REDIS_URL in one line when it is missing.
+        from litestar.stores.redis import RedisStore
+
         return RedisStore.with_client(url=settings.redis_url, namespace="gateway")
     return MemoryStore()
 

@@ -60,7 +60,7 @@ async def execute(settings: Settings, statement: Any) -> None:
 # --- login -------------------------------------------------------------------------------------
 
 
-async def test_login_returns_a_token_with_exactly_the_contract_claims(
+async def test_login_returns_a_token_with_exactly_the_documented_claims(
     client: Client, accounts: Accounts, auth_settings: Settings
 ) -> None:
     answer = await login(client, "ADA@Example.COM", organization_id=accounts.acme)

@@ -30,7 +30,7 @@ def raw(value: Any) -> bytes:
 def assert_error(
     response: httpx.Response, label: str = "", *, sentence: bool = True
 ) -> dict[str, str]:
-    """A client error in the contract's shape that repeats neither the password nor huge input."""
+    """A client error in the documented shape that repeats neither the password nor huge input."""
     where = f"{label}: {response.status_code} {response.text[:300]}"
     assert 400 <= response.status_code < 500, where
     assert response.headers["content-type"].startswith("application/json"), where

@@ -335,7 +335,7 @@ async def test_the_mount_and_auth_agree_on_who_a_request_is(client: Client) -> N
             assert rest.json() == auth.json(), (headers, rest.text, auth.text)
 
 
-def test_errors_carry_the_contract_shape() -> None:
+def test_errors_carry_the_documented_shape() -> None:
     for error in (DuplicateCookie("x"), DuplicateAuthorization("x")):
         assert isinstance(error, GatewayError)
         assert error.status == 400

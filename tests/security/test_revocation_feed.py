@@ -33,7 +33,7 @@ from tests.support.postgrest import PostgREST
 from tests.support.server import run_gateway
 from tests.support.waiting import wait_for
 
-REFUSAL_DEADLINE = 2.0  # issue 11: a revocation reaches /rest within 2 s, whatever its timing
+REFUSAL_DEADLINE = 2.0  # a revocation reaches /rest within 2 s, whatever its timing (docs/proxy.md)
 REVOKE = "UPDATE gateway.sessions SET revoked_at = now(), revoke_reason = 'logout' WHERE id = $1"
 
 

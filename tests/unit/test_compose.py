@@ -339,6 +339,15 @@ def test_the_image_installs_exactly_what_uv_lock_pins() -> None:
     assert all("--locked" in run and "--no-dev" in run for run in syncs)
 
 
+def test_the_image_installs_the_redis_extra_so_replicas_can_share_the_rate_limit() -> None:
+    syncs = [run for run in dockerfile("RUN") if "uv sync" in run]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+    assert "redis" in pyproject["project"]["optional-dependencies"]
+    assert syncs
+    assert all("--extra redis" in run for run in syncs)
+
+
 def test_the_image_runs_as_an_unprivileged_user_postgrest_is_not() -> None:
     user = dockerfile("USER")[-1]
     uid = user.split(":")[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from gateway.settings import SettingsError, load_settings
 
 
-def test_defaults_are_the_contract_values() -> None:
+def test_defaults_are_the_documented_values() -> None:
     settings = load_settings()
 
     assert settings.database_url == "sqlite+aiosqlite:///./gateway.db"
@@ -89,6 +90,31 @@ def test_the_authenticated_role_must_be_in_the_allow_list(
 
     with pytest.raises(SettingsError, match="GATEWAY_AUTHENTICATED_ROLE 'web_user' is not in"):
         load_settings()
+
+
+def test_a_redis_url_without_the_redis_extra_is_refused_in_one_line_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # None in sys.modules makes the module unimportable, as in an install without the extra.
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setenv("GATEWAY_REDIS_URL", "redis://:s3cret-pw@cache:6379/0")
+
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("invalid setting GATEWAY_REDIS_URL:")
+    assert "install postgrest-gateway[redis]" in message
+    assert "s3cret" not in message
+
+
+def test_without_a_redis_url_the_redis_extra_is_not_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+
+    assert load_settings().redis_url is None
 
 
 def test_secrets_stay_out_of_the_settings_repr_and_errors(
