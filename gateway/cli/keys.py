@@ -86,7 +86,7 @@ def list_(as_json: bool) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Rotate even if the next key is younger than GATEWAY_JWKS_MAX_AGE.",
+    help="Rotate even if the next key is younger than twice GATEWAY_JWKS_MAX_AGE.",
 )
 @json_option
 def rotate(force: bool, as_json: bool) -> None:
