@@ -15,6 +15,8 @@ from gateway.errors import StoreUnavailable
 from gateway.proxy.token_cache import VerifiedTokens
 from gateway.proxy.upstream import make_client_session
 from gateway.revocation.feed import Revocations
+from gateway.sessions.issuing import TokenIssuer
+from gateway.sessions.login import PasswordCheck
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.store.models import ServerSecret
@@ -32,6 +34,7 @@ class Runtime:
     store: async_sessionmaker[AsyncSession]
     passwords: PasswordHashing
     keys: KeyRingHolder
+    issuer: TokenIssuer
     dummy_hash: str
     http: aiohttp.ClientSession
     tokens: VerifiedTokens
@@ -61,6 +64,7 @@ class Runtime:
             store=store,
             passwords=passwords,
             keys=keys,
+            issuer=TokenIssuer(settings=settings, keys=keys),
             dummy_hash=dummy_hash,
             http=make_client_session(settings),
             tokens=VerifiedTokens(
@@ -71,6 +75,11 @@ class Runtime:
             ),
             revocations=revocations,
         )
+
+    @property
+    def password_check(self) -> PasswordCheck:
+        """Read per sign-in, so that it always uses the hashing pool in service."""
+        return PasswordCheck(hashing=self.passwords, dummy_hash=self.dummy_hash)
 
     async def refresh_key(self) -> bytes:
         """The server secret that derives refresh token successors (made by a migration)."""
