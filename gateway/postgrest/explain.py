@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import GatewayError
-from gateway.sessions.current import verify_caller
+from gateway.sessions.current import authenticate
 from gateway.settings import Settings
 from gateway.tokens.signing import KeyRing
 
@@ -127,7 +127,7 @@ async def explain_token(
             session or user in the store); the message names the client's error code.
     """
     try:
-        claims = (await verify_caller(db, ring, settings, token)).claims
+        claims = (await authenticate(db, token=token, ring=ring, settings=settings)).claims
     except GatewayError as exc:
         raise TokenRefused(f"The token would be refused ({exc.code}): {exc.message}") from None
     role = claims.get("role") if isinstance(claims.get("role"), str) else settings.anon_role

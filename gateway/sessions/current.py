@@ -13,7 +13,6 @@ from gateway.sessions.identity import (
     identity_of,
     memberships_of,
 )
-from gateway.sessions.services import SessionServices
 from gateway.settings import Settings
 from gateway.store.models import Session, User, utcnow
 from gateway.tokens.signing import KeyRing, verify_access_token
@@ -26,28 +25,26 @@ class Caller:
     user: User
 
 
-async def authenticate(
-    db: AsyncSession, runtime: SessionServices, token: str, *, lock: bool = False
-) -> Caller:
-    """Verify an access token and check, in the store, that its session and user are still good.
-
-    The signature alone would keep a token working until it expires; reading the session makes
-    logout and suspension take effect at once.
-    """
-    return await verify_caller(db, runtime.keys.ring, runtime.settings, token, lock=lock)
-
-
-async def verify_caller(
-    db: AsyncSession, ring: KeyRing, settings: Settings, token: str, *, lock: bool = False
-) -> Caller:
-    """:func:`authenticate` with the keys and settings given, for ``gateway explain``."""
-    claims = verify_access_token(
+def verify_access(token: str, *, ring: KeyRing, settings: Settings) -> dict[str, Any]:
+    """Verify an access token against this gateway's issuer, audience and allowed roles."""
+    return verify_access_token(
         ring,
         token,
         issuer=settings.issuer,
         audience=settings.audience,
         allowed_roles=settings.allowed_roles,
     )
+
+
+async def authenticate(
+    db: AsyncSession, *, token: str, ring: KeyRing, settings: Settings, lock: bool = False
+) -> Caller:
+    """Verify an access token and check, in the store, that its session and user are still good.
+
+    The signature alone would keep a token working until it expires; reading the session makes
+    logout and suspension take effect at once. ``gateway explain`` checks tokens with it too.
+    """
+    claims = verify_access(token, ring=ring, settings=settings)
     session_id = claims.get("sid")
     session = (
         await db.get(Session, session_id, with_for_update=lock)
@@ -85,4 +82,4 @@ async def describe_caller(db: AsyncSession, caller: Caller) -> Me:
     return Me(user=caller.user, memberships=memberships, current=current, session=caller.session)
 
 
-__all__ = ["Caller", "Me", "authenticate", "describe_caller", "identity_of", "verify_caller"]
+__all__ = ["Caller", "Me", "authenticate", "describe_caller", "identity_of", "verify_access"]

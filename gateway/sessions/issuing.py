@@ -5,23 +5,34 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.sessions.identity import MembershipView, identity_of
 from gateway.sessions.refresh_tokens import hash_refresh_token, new_refresh_token
-from gateway.sessions.services import SessionServices
+from gateway.settings import Settings
 from gateway.store.audit import record_event
 from gateway.store.models import RefreshToken, Session, User
 from gateway.tokens.claims import Identity, build_access_claims
 from gateway.tokens.signing import sign_access_token
+from gateway.tokens.watcher import KeyRingHolder
 
 
 @dataclass(frozen=True, slots=True)
 class ClientInfo:
     ip: str | None
     user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a token pair is issued for: an identity, its session and expiry, a refresh token."""
+
+    identity: Identity
+    session_id: str
+    session_expires_at: datetime
+    refresh_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,17 +45,43 @@ class IssuedTokens:
     session_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    """Signs access tokens with the key ring in service, under the configured claims."""
+
+    settings: Settings
+    keys: KeyRingHolder
+
+    def issue(self, grant: Grant) -> IssuedTokens:
+        """Sign an access token for the grant's session; it never outlives the session."""
+        now = int(time.time())
+        claims = build_access_claims(
+            grant.identity,
+            settings=self.settings,
+            session_id=grant.session_id,
+            now=now,
+            not_after=int(grant.session_expires_at.timestamp()),
+        )
+        return IssuedTokens(
+            access_token=sign_access_token(self.keys.ring, claims),
+            expires_in=claims["exp"] - now,
+            expires_at=claims["exp"],
+            refresh_token=grant.refresh_token,
+            identity=grant.identity,
+            session_id=grant.session_id,
+        )
+
+
 async def start_session(
     db: AsyncSession,
-    runtime: SessionServices,
     *,
     user: User,
     membership: MembershipView | None,
     client: ClientInfo,
     now: datetime,
+    expires_at: datetime,
     event: str,
-    expires_at: datetime | None = None,
-) -> tuple[Session, str, Identity]:
+) -> Grant:
     """Create a session with its first refresh token, in the caller's transaction.
 
     Every sign-in gets a new session id and a new refresh token, so nothing a client (or an
@@ -56,7 +93,7 @@ async def start_session(
         user_id=user.id,
         organization_id=identity.organization_id,
         created_at=now,
-        expires_at=expires_at or now + timedelta(seconds=runtime.settings.refresh_token_ttl),
+        expires_at=expires_at,
         user_agent=(client.user_agent or "")[:512] or None,
         ip=client.ip,
     )
@@ -73,31 +110,9 @@ async def start_session(
         ip=client.ip,
         details={"session_id": session.id, "organization_id": identity.organization_id},
     )
-    return session, refresh_token, identity
-
-
-def issue_tokens(
-    runtime: SessionServices,
-    *,
-    identity: Identity,
-    session_id: str,
-    session_expires_at: datetime,
-    refresh_token: str,
-) -> IssuedTokens:
-    """Sign an access token for the session; it never outlives the session."""
-    now = int(time.time())
-    claims = build_access_claims(
-        identity,
-        settings=runtime.settings,
-        session_id=session_id,
-        now=now,
-        not_after=int(session_expires_at.timestamp()),
-    )
-    return IssuedTokens(
-        access_token=sign_access_token(runtime.keys.ring, claims),
-        expires_in=claims["exp"] - now,
-        expires_at=claims["exp"],
-        refresh_token=refresh_token,
+    return Grant(
         identity=identity,
-        session_id=session_id,
+        session_id=session.id,
+        session_expires_at=session.expires_at,
+        refresh_token=refresh_token,
     )

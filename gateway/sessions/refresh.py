@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.errors import GatewayError
 from gateway.revocation.ending import revoke_replacements, revoke_session
-from gateway.sessions.errors import (
-    InvalidRefreshToken,
-    RefreshTokenReused,
-    SessionExpired,
-    SessionRevoked,
-    UserSuspended,
+from gateway.sessions.errors import InvalidRefreshToken
+from gateway.sessions.identity import identity_of, memberships_of
+from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer
+from gateway.sessions.refresh_decision import (
+    Spend,
+    Standing,
+    TokenUse,
+    held_membership,
+    membership_removed,
+    refresh_spend,
+    reused,
+    standing_of,
 )
-from gateway.sessions.identity import MembershipView, identity_of, memberships_of
-from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens
 from gateway.sessions.refresh_tokens import (
     hash_refresh_token,
     looks_like_refresh_token,
     successor_of,
 )
-from gateway.sessions.services import SessionServices
 from gateway.store.audit import record_event
 from gateway.store.models import RefreshToken, Session, User, utcnow
-from gateway.tokens.claims import Identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,51 +68,44 @@ async def refuse_unusable(
     Raises when nothing was written; returns the refusal when what was written (a revocation)
     must be committed before it is raised.
     """
-    session, user = held.session, held.user
-    if user.status != "active":
-        # Said before "session revoked": suspension revokes the sessions too.
-        await revoke_session(db, session, reason="user_suspended", now=now)
-        return UserSuspended("This account is suspended.")
-    if session.revoked_at is not None:
-        if session.replaced_by is None:
-            raise SessionRevoked("This session has ended; sign in again.")
-        # A token of a session that switch-organization replaced, used or not, inside the grace
-        # window or not: the switch spent the session's newest token, so whoever presents one
-        # of its tokens holds a copy, and the replacement descends from it. Ending the
-        # replacements is what keeps a thief from keeping the session while the owner is
-        # logged out.
-        ended = await revoke_replacements(db, session, now=now)
+    standing = standing_of(held.session, held.user, now=now)
+    refusal = standing.refusal()
+    if standing is Standing.USER_SUSPENDED:
+        await revoke_session(db, held.session, reason="user_suspended", now=now)
+    elif standing is Standing.REPLACED:
+        # The replacement descends from the presented token: ending the replacements is what
+        # keeps a thief from keeping the session while the owner is logged out.
+        ended = await revoke_replacements(db, held.session, now=now)
         record_event(
             db,
             "refresh_token_reused",
-            user_id=user.id,
+            user_id=held.user.id,
             ip=client.ip,
-            details={"session_id": session.id, "sessions_ended": ended},
+            details={"session_id": held.session.id, "sessions_ended": ended},
         )
-        return RefreshTokenReused(
-            "This refresh token was already used; the session has been ended."
-        )
-    if session.expires_at <= now:
-        raise SessionExpired("This session has expired; sign in again.")
-    return None
+    elif refusal is not None:
+        raise refusal
+    return refusal
 
 
-async def spend(db: AsyncSession, held: Held, *, now: datetime, successor_hash: str | None) -> bool:
-    """Mark the token used; False when it was used before (the row is then re-read).
+async def spend(
+    db: AsyncSession, held: Held, *, now: datetime, successor_hash: str | None
+) -> TokenUse:
+    """Mark the token used, unless it was used before (the row is then re-read).
 
     A compare-and-set: on SQLite (no row locks) a concurrent use may have won.
     """
-    if held.row.used_at is not None:
-        return False
-    marked = await db.execute(
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == held.row.token_hash, RefreshToken.used_at.is_(None))
-        .values(used_at=now, successor_hash=successor_hash)
-    )
-    if marked.rowcount == 1:  # type: ignore[attr-defined]
-        return True
-    await db.refresh(held.row)
-    return False
+    row = held.row
+    if row.used_at is None:
+        marked = await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == row.token_hash, RefreshToken.used_at.is_(None))
+            .values(used_at=now, successor_hash=successor_hash)
+        )
+        if marked.rowcount == 1:  # type: ignore[attr-defined]
+            return TokenUse(spent_now=True, used_at=now, successor_hash=successor_hash)
+        await db.refresh(row)
+    return TokenUse(spent_now=False, used_at=row.used_at, successor_hash=row.successor_hash)
 
 
 async def end_for_reuse(db: AsyncSession, held: Held, *, now: datetime, client: ClientInfo) -> None:
@@ -131,13 +127,14 @@ async def end_for_reuse(db: AsyncSession, held: Held, *, now: datetime, client: 
     )
 
 
-def in_grace(held: Held, *, now: datetime, grace: int) -> bool:
-    used_at = held.row.used_at
-    return used_at is not None and now - used_at <= timedelta(seconds=grace)
-
-
 async def refresh(
-    runtime: SessionServices, *, refresh_token: str, client: ClientInfo
+    *,
+    store: async_sessionmaker[AsyncSession],
+    issuer: TokenIssuer,
+    successor_key: Callable[[], Awaitable[bytes]],
+    reuse_grace: int,
+    refresh_token: str,
+    client: ClientInfo,
 ) -> IssuedTokens:
     """Exchange a refresh token for a new pair.
 
@@ -147,69 +144,59 @@ async def refresh(
     it gets the same successor) or a stolen token being replayed (after that: the session is
     revoked, so the thief's and the victim's tokens all stop working; RFC 9700 section 4.14.2).
     The user's status and membership are read again, so suspension or removal ends the session.
+
+    ``successor_key`` gives the server secret successors are derived under; it is asked for
+    only once the token has the shape of one.
     """
     if not looks_like_refresh_token(refresh_token):
         raise InvalidRefreshToken("The refresh token is not valid.")
-    settings = runtime.settings
     now = utcnow()
-    successor = successor_of(refresh_token, key=await runtime.refresh_key())
-    successor_hash = hash_refresh_token(successor)
-    identity: Identity | None = None
-
-    async with runtime.store.begin() as db:
+    successor = successor_of(refresh_token, key=await successor_key())
+    async with store.begin() as db:
         held = await hold_refresh_token(db, refresh_token)
-        session, user = held.session, held.user
-        refusal = await refuse_unusable(db, held, now=now, client=client)
-        first_use = False
-        if refusal is None:
-            first_use = await spend(db, held, now=now, successor_hash=successor_hash)
-            if not first_use and not (
-                in_grace(held, now=now, grace=settings.refresh_reuse_grace)
-                and held.row.successor_hash == successor_hash
-            ):
-                await end_for_reuse(db, held, now=now, client=client)
-                refusal = RefreshTokenReused(
-                    "This refresh token was already used; the session has been ended."
-                )
+        outcome: Grant | GatewayError | None = await refuse_unusable(
+            db, held, now=now, client=client
+        )
+        if outcome is None:
+            outcome = await _rotate(
+                db, held, successor=successor, now=now, reuse_grace=reuse_grace, client=client
+            )
+    if isinstance(outcome, GatewayError):
+        raise outcome
+    return issuer.issue(outcome)
 
-        if refusal is None:
-            refusal, membership = await _still_allowed(db, session, user, now=now)
-            if refusal is None:
-                identity = identity_of(user, membership)
-                if first_use:
-                    db.add(RefreshToken(token_hash=successor_hash, session_id=session.id))
-                    record_event(
-                        db,
-                        "token_refreshed",
-                        user_id=user.id,
-                        ip=client.ip,
-                        details={"session_id": session.id},
-                    )
 
-    if refusal is not None:
-        raise refusal
-    assert identity is not None
-    return issue_tokens(
-        runtime,
-        identity=identity,
+async def _rotate(
+    db: AsyncSession,
+    held: Held,
+    *,
+    successor: str,
+    now: datetime,
+    reuse_grace: int,
+    client: ClientInfo,
+) -> Grant | GatewayError:
+    """Spend a usable token for its successor, if what the session was granted on still holds."""
+    session, user = held.session, held.user
+    successor_hash = hash_refresh_token(successor)
+    use = await spend(db, held, now=now, successor_hash=successor_hash)
+    spent = refresh_spend(use, successor_hash=successor_hash, now=now, grace=reuse_grace)
+    if spent is Spend.REUSED:
+        await end_for_reuse(db, held, now=now, client=client)
+        return reused()
+    membership = None
+    if session.organization_id is not None:
+        membership = held_membership(session.organization_id, await memberships_of(db, user.id))
+        if membership is None:
+            await revoke_session(db, session, reason="membership_removed", now=now)
+            return membership_removed()
+    if spent is Spend.FIRST_USE:
+        db.add(RefreshToken(token_hash=successor_hash, session_id=session.id))
+        record_event(
+            db, "token_refreshed", user_id=user.id, ip=client.ip, details={"session_id": session.id}
+        )
+    return Grant(
+        identity=identity_of(user, membership),
         session_id=session.id,
         session_expires_at=session.expires_at,
         refresh_token=successor,
     )
-
-
-async def _still_allowed(
-    db: AsyncSession, session: Session, user: User, *, now: datetime
-) -> tuple[GatewayError | None, MembershipView | None]:
-    """Re-check what the session was granted on: an active user, a membership still held."""
-    if user.status != "active":
-        await revoke_session(db, session, reason="user_suspended", now=now)
-        return UserSuspended("This account is suspended."), None
-    membership = None
-    if session.organization_id is not None:
-        memberships = {m.organization_id: m for m in await memberships_of(db, user.id)}
-        membership = memberships.get(session.organization_id)
-        if membership is None:
-            await revoke_session(db, session, reason="membership_removed", now=now)
-            return SessionRevoked("You are no longer a member of this organization."), None
-    return None, membership

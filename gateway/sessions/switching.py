@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from gateway.errors import GatewayError
 from gateway.revocation.ending import revoke_session
-from gateway.sessions.errors import (
-    AlreadyInOrganization,
-    InvalidRefreshToken,
-    RefreshTokenReused,
-    RefreshTokenRotated,
-)
+from gateway.sessions.current import verify_access
+from gateway.sessions.errors import AlreadyInOrganization, InvalidRefreshToken
 from gateway.sessions.identity import choose_membership, memberships_of
-from gateway.sessions.issuing import ClientInfo, IssuedTokens, issue_tokens, start_session
-from gateway.sessions.refresh import (
-    end_for_reuse,
-    hold_refresh_token,
-    in_grace,
-    refuse_unusable,
-    spend,
-)
-from gateway.sessions.services import SessionServices
+from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer, start_session
+from gateway.sessions.refresh import Held, end_for_reuse, hold_refresh_token, refuse_unusable, spend
+from gateway.sessions.refresh_decision import Spend, switch_spend
 from gateway.store.audit import record_event
-from gateway.store.models import utcnow
-from gateway.tokens.signing import verify_access_token
+from gateway.store.models import Session, User, utcnow
+
+
+def mismatch(
+    claims: dict[str, Any], session: Session, user: User, *, organization_id: int
+) -> GatewayError | None:
+    """Whether the two credentials cannot switch: not one session's, or no switch at all."""
+    if claims.get("sid") != session.id or claims.get("sub") != str(user.id):
+        return InvalidRefreshToken(
+            "The refresh token does not belong to the access token's session."
+        )
+    if organization_id == session.organization_id:
+        return AlreadyInOrganization("This session already acts for that organization.")
+    return None
 
 
 async def switch_organization(
-    runtime: SessionServices,
     *,
+    store: async_sessionmaker[AsyncSession],
+    issuer: TokenIssuer,
+    reuse_grace: int,
     access_token: str,
     refresh_token: str,
     organization_id: int,
@@ -45,77 +54,67 @@ async def switch_organization(
     replacement keeps the old session's expiry, and the old session records it, so any later
     presentation of one of the old session's refresh tokens ends the replacement too.
     """
-    settings = runtime.settings
-    claims = verify_access_token(
-        runtime.keys.ring,
-        access_token,
-        issuer=settings.issuer,
-        audience=settings.audience,
-        allowed_roles=settings.allowed_roles,
-    )
+    claims = verify_access(access_token, ring=issuer.keys.ring, settings=issuer.settings)
     now = utcnow()
-    async with runtime.store.begin() as db:
+    async with store.begin() as db:
         held = await hold_refresh_token(db, refresh_token)
         # Reuse of a replaced session's token is detected before anything else is looked at,
         # whatever access token comes with it.
-        refusal: GatewayError | None = await refuse_unusable(db, held, now=now, client=client)
-        membership = None
-        if refusal is None:
-            if claims.get("sid") != held.session.id or claims.get("sub") != str(held.user.id):
-                raise InvalidRefreshToken(
-                    "The refresh token does not belong to the access token's session."
-                )
-            if organization_id == held.session.organization_id:
-                raise AlreadyInOrganization("This session already acts for that organization.")
-            try:
-                membership = choose_membership(
-                    held.user, await memberships_of(db, held.user.id), organization_id
-                )
-            except GatewayError as exc:
-                record_event(
-                    db,
-                    "switch_refused",
-                    user_id=held.user.id,
-                    ip=client.ip,
-                    details={"reason": exc.code},
-                )
-                refusal = exc
-        if refusal is None and not await spend(db, held, now=now, successor_hash=None):
-            # Only a refresh leaves a successor: a winner without one was a switch, whose new
-            # session descends from this token (SQLite, no row locks), so this is reuse.
-            won_by_refresh = held.row.successor_hash is not None
-            if won_by_refresh and in_grace(held, now=now, grace=settings.refresh_reuse_grace):
-                # A refresh of this very token won a race a moment ago: the client holds a
-                # newer token and may retry with it; nothing is ended.
-                refusal = RefreshTokenRotated(
-                    "This refresh token was just rotated; retry with the newest one."
-                )
-            else:
-                await end_for_reuse(db, held, now=now, client=client)
-                refusal = RefreshTokenReused(
-                    "This refresh token was already used; the session has been ended."
-                )
-        if refusal is None:
-            session, new_refresh_token, identity = await start_session(
+        outcome: Grant | GatewayError | None = await refuse_unusable(
+            db, held, now=now, client=client
+        )
+        if outcome is None:
+            refusal = mismatch(claims, held.session, held.user, organization_id=organization_id)
+            if refusal is not None:
+                raise refusal
+            outcome = await _replace(
                 db,
-                runtime,
-                user=held.user,
-                membership=membership,
-                client=client,
+                held,
+                organization_id=organization_id,
                 now=now,
-                event="organization_switched",
-                # The new session ends when the old one would have: switching never lengthens
-                # a session.
-                expires_at=held.session.expires_at,
+                reuse_grace=reuse_grace,
+                client=client,
             )
-            held.session.replaced_by = session.id
-            await revoke_session(db, held.session, reason="switched_organization", now=now)
+    if isinstance(outcome, GatewayError):
+        raise outcome
+    return issuer.issue(outcome)
+
+
+async def _replace(
+    db: AsyncSession,
+    held: Held,
+    *,
+    organization_id: int,
+    now: datetime,
+    reuse_grace: int,
+    client: ClientInfo,
+) -> Grant | GatewayError:
+    """Spend the held token for a session in the organization, and end the session it was of."""
+    user = held.user
+    try:
+        membership = choose_membership(user, await memberships_of(db, user.id), organization_id)
+    except GatewayError as exc:
+        record_event(
+            db, "switch_refused", user_id=user.id, ip=client.ip, details={"reason": exc.code}
+        )
+        return exc
+    use = await spend(db, held, now=now, successor_hash=None)
+    spent = switch_spend(use, now=now, grace=reuse_grace)
+    if spent is Spend.REUSED:
+        await end_for_reuse(db, held, now=now, client=client)
+    refusal = spent.refusal()
     if refusal is not None:
-        raise refusal
-    return issue_tokens(
-        runtime,
-        identity=identity,
-        session_id=session.id,
-        session_expires_at=session.expires_at,
-        refresh_token=new_refresh_token,
+        return refusal
+    grant = await start_session(
+        db,
+        user=user,
+        membership=membership,
+        client=client,
+        now=now,
+        # The new session ends when the old one would have: switching never lengthens a session.
+        expires_at=held.session.expires_at,
+        event="organization_switched",
     )
+    held.session.replaced_by = grant.session_id
+    await revoke_session(db, held.session, reason="switched_organization", now=now)
+    return grant

@@ -181,35 +181,13 @@ async def record_failure(
         ),
         else_=LoginThrottle.lockouts,
     )
-    # The back-off as a CASE over its few levels, so that the lock is decided and written in
-    # one statement; from the level where it reaches GATEWAY_LOGIN_LOCKOUT_MAX it stays there.
-    levels: list[int] = []
-    while _lockout_seconds(len(levels), settings) < settings.login_lockout_max:
-        levels.append(len(levels))
-    longest = literal(now + timedelta(seconds=settings.login_lockout_max), UTCDateTime())
-    # No level below the ceiling (GATEWAY_LOGIN_LOCKOUT >= GATEWAY_LOGIN_LOCKOUT_MAX): a CASE
-    # with no WHEN is not SQL, and every lock is the longest one.
-    until: ColumnElement[datetime] = (
-        case(
-            *(
-                (
-                    level == n,
-                    literal(now + timedelta(seconds=_lockout_seconds(n, settings)), UTCDateTime()),
-                )
-                for n in levels
-            ),
-            else_=longest,
-        )
-        if levels
-        else longest
-    )
     own = await _lock_when_spent(
         db,
         email_key,
         address,
         now=now,
         limit=settings.login_max_failures,
-        locked_until=until,
+        locked_until=_backed_off_until(level, now=now, settings=settings),
         lockouts=level + 1,
     )
     # The ceiling does not escalate: it slows a spray to a fixed rate and no more.
@@ -223,6 +201,33 @@ async def record_failure(
         lockouts=LoginThrottle.lockouts + 1,
     )
     return own or ceiling
+
+
+def _backed_off_until(
+    level: ColumnElement[int], *, now: datetime, settings: Settings
+) -> ColumnElement[datetime]:
+    """A lock's end as a CASE over the back-off's few levels: one statement decides and sets it.
+
+    From the level where the back-off reaches GATEWAY_LOGIN_LOCKOUT_MAX it stays there.
+    """
+    levels: list[int] = []
+    while _lockout_seconds(len(levels), settings) < settings.login_lockout_max:
+        levels.append(len(levels))
+    longest = literal(now + timedelta(seconds=settings.login_lockout_max), UTCDateTime())
+    if not levels:
+        # No level below the ceiling (GATEWAY_LOGIN_LOCKOUT >= GATEWAY_LOGIN_LOCKOUT_MAX): a
+        # CASE with no WHEN is not SQL, and every lock is the longest one.
+        return longest
+    return case(
+        *(
+            (
+                level == n,
+                literal(now + timedelta(seconds=_lockout_seconds(n, settings)), UTCDateTime()),
+            )
+            for n in levels
+        ),
+        else_=longest,
+    )
 
 
 async def _lock_when_spent(

@@ -16,6 +16,8 @@ from gateway.proxy.dependencies import MountDependencies
 from gateway.proxy.token_cache import VerifiedTokens
 from gateway.proxy.upstream import make_client_session
 from gateway.revocation.feed import Revocations
+from gateway.sessions.issuing import TokenIssuer
+from gateway.sessions.login import PasswordCheck
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.store.models import ServerSecret
@@ -33,6 +35,7 @@ class Runtime:
     store: async_sessionmaker[AsyncSession]
     passwords: PasswordHashing
     keys: KeyRingHolder
+    issuer: TokenIssuer
     dummy_hash: str
     http: aiohttp.ClientSession
     revocations: Revocations
@@ -64,6 +67,7 @@ class Runtime:
             store=store,
             passwords=passwords,
             keys=keys,
+            issuer=TokenIssuer(settings=settings, keys=keys),
             dummy_hash=dummy_hash,
             http=http,
             revocations=revocations,
@@ -79,6 +83,11 @@ class Runtime:
                 http=http,
             ),
         )
+
+    @property
+    def password_check(self) -> PasswordCheck:
+        """Read per sign-in, so that it always uses the hashing pool in service."""
+        return PasswordCheck(hashing=self.passwords, dummy_hash=self.dummy_hash)
 
     async def refresh_key(self) -> bytes:
         """The server secret that derives refresh token successors (made by a migration)."""

@@ -123,9 +123,13 @@ async def attempt(client: Client, address: str, password: str, email: str) -> st
     """
 
     async def sign_in() -> str:
+        runtime = runtime_of(client)
         try:
             await login(
-                runtime_of(client),
+                store=runtime.store,
+                settings=runtime.settings,
+                passwords=runtime.password_check,
+                issuer=runtime.issuer,
                 email=email,
                 password=password,
                 organization_id=None,

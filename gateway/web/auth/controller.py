@@ -75,7 +75,10 @@ class AuthController(Controller):
     ) -> Response[TokenResponse | CookieTokenResponse]:
         """Returns a token pair; with `"cookie": true` the tokens are set as HttpOnly cookies."""
         issued = await login_user(
-            runtime,
+            store=runtime.store,
+            settings=runtime.settings,
+            passwords=runtime.password_check,
+            issuer=runtime.issuer,
             email=data.email,
             password=data.password,
             organization_id=data.organization_id,
@@ -113,7 +116,12 @@ class AuthController(Controller):
             require_csrf(presented, runtime)
         assert token is not None
         issued = await refresh_tokens(
-            runtime, refresh_token=token, client=client_of(request, runtime)
+            store=runtime.store,
+            issuer=runtime.issuer,
+            successor_key=runtime.refresh_key,
+            reuse_grace=runtime.settings.refresh_reuse_grace,
+            refresh_token=token,
+            client=client_of(request, runtime),
         )
         return token_answer(runtime, issued, cookie=via_cookie)
 
@@ -158,7 +166,9 @@ class AuthController(Controller):
         if via_cookie:
             require_csrf(presented, runtime)
         async with runtime.store.begin() as db:
-            caller = await current.authenticate(db, runtime, token)
+            caller = await current.authenticate(
+                db, token=token, ring=runtime.keys.ring, settings=runtime.settings
+            )
             await logout_session(db, caller.session, scope=scope, ip=client.ip, now=utcnow())
         return Response(None, status_code=204, cookies=cleared)
 
@@ -206,7 +216,9 @@ class AuthController(Controller):
         if access_via_cookie or refresh_via_cookie:
             require_csrf(presented, runtime)
         issued = await switch_to(
-            runtime,
+            store=runtime.store,
+            issuer=runtime.issuer,
+            reuse_grace=runtime.settings.refresh_reuse_grace,
             access_token=token,
             refresh_token=refresh,
             organization_id=data.organization_id,
@@ -226,7 +238,10 @@ class AuthController(Controller):
     async def me(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> MeResponse:
         token, _ = access_credentials(credentials_of(request, runtime), runtime)
         async with runtime.store() as db:
-            me = await current.describe_caller(db, await current.authenticate(db, runtime, token))
+            caller = await current.authenticate(
+                db, token=token, ring=runtime.keys.ring, settings=runtime.settings
+            )
+            me = await current.describe_caller(db, caller)
 
         def membership(view: Any) -> MeMembership:
             return MeMembership(view.organization_id, view.org_name, view.role)
