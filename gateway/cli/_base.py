@@ -41,7 +41,8 @@ class GatewayGroup(click.Group):
 def cli() -> None:
     """postgrest-gateway: auth gateway and token issuer in front of PostgREST.
 
-    Settings come from GATEWAY_* environment variables and an optional .env file; docs/reference.md lists them all.
+    Settings come from GATEWAY_* environment variables and an optional .env file;
+    docs/reference.md lists them all.
     """
 
 
