@@ -7,8 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts.errors import AlreadyAMember, InvalidOrgRole
 from gateway.accounts.organizations import get_organization
-from gateway.store.audit import record_event
-from gateway.store.models import ORG_ROLES, Membership, User
+from gateway.store import ORG_ROLES, Membership, User, record_event
 
 
 def check_org_role(role: str) -> str:

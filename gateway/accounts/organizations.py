@@ -12,9 +12,7 @@ from gateway.accounts.errors import (
     OrganizationNameTaken,
     OrganizationNotFound,
 )
-from gateway.store.audit import record_event
-from gateway.store.ids import fresh_id
-from gateway.store.models import Organization
+from gateway.store import Organization, fresh_id, record_event
 
 MAX_NAME_LENGTH = 200
 

@@ -15,12 +15,9 @@ from gateway.accounts.errors import (
 from gateway.accounts.memberships import add_membership, check_org_role
 from gateway.accounts.organizations import get_organization
 from gateway.accounts.passwords import PasswordHashing, check_password_policy
-from gateway.revocation.ending import revoke_user_sessions
-from gateway.revocation.feed import announce_revocation
+from gateway.revocation import announce_revocation, revoke_user_sessions
 from gateway.settings import Settings
-from gateway.store.audit import record_event
-from gateway.store.ids import fresh_id
-from gateway.store.models import USER_STATUSES, User, utcnow
+from gateway.store import USER_STATUSES, User, fresh_id, record_event, utcnow
 
 
 def normalize_email(email: str) -> tuple[str, str]:

@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.store.engine import make_sessionmaker
-from gateway.store.lifecycle import open_store
+from gateway.store import make_sessionmaker, open_store
 
 T = TypeVar("T")
 

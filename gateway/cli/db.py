@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from gateway.cli._base import cli, settings
-from gateway.store.lifecycle import describe_url, migrate_store
+from gateway.store import describe_url, migrate_store
 
 
 @cli.group()

@@ -10,20 +10,21 @@ import click
 
 from gateway.cli._base import cli, emit, json_option, settings
 from gateway.errors import GatewayError
-from gateway.postgrest.notify import notify_postgrest
+from gateway.postgrest import notify_postgrest
 from gateway.settings import Settings
 from gateway.tokens import (
+    JWKS_NAME,
     KeyRecord,
     ensure_keystore,
     export_jwks,
+    format_time,
+    keys_directory,
     load_keystore,
     prune_keys,
     read_manifest,
     render_jwks,
     rotate_keys,
 )
-from gateway.tokens.keystore import JWKS_NAME, keys_directory
-from gateway.tokens.manifest import format_time
 
 
 @cli.group()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.accounts.memberships import add_membership
-from gateway.accounts.users import get_user_by_email
+from gateway.accounts import add_membership, get_user_by_email
 from gateway.cli._base import cli, emit, in_transaction, json_option
-from gateway.store.ids import ID_MAX
+from gateway.store import ID_MAX
 
 
 @cli.group()

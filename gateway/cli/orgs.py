@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.accounts.organizations import create_organization
+from gateway.accounts import create_organization
 from gateway.cli._base import cli, emit, in_transaction, json_option
 
 

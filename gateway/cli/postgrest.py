@@ -16,13 +16,16 @@ from gateway.cli._base import (
     read_line_from_stdin,
     settings,
 )
-from gateway.postgrest.bootstrap import BootstrapPlan, apply_bootstrap
-from gateway.postgrest.database import postgrest_database_url
-from gateway.postgrest.doctor import as_json as doctor_report
-from gateway.postgrest.doctor import run_doctor
-from gateway.postgrest.explain import explain_token
-from gateway.postgrest.notify import notify_postgrest
-from gateway.tokens.signing import load_keyring
+from gateway.postgrest import (
+    BootstrapPlan,
+    apply_bootstrap,
+    explain_token,
+    notify_postgrest,
+    postgrest_database_url,
+    run_doctor,
+)
+from gateway.postgrest import as_json as doctor_report
+from gateway.tokens import load_keyring
 
 # The argument that means "read it from stdin", as in `gateway keys export-jwks -`.
 STDIN = "-"

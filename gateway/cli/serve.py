@@ -10,8 +10,8 @@ from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 
 from gateway.cli._base import cli, settings
-from gateway.store.lifecycle import open_store
-from gateway.tokens.keystore import ensure_keystore
+from gateway.store import open_store
+from gateway.tokens import ensure_keystore
 
 
 @cli.command()

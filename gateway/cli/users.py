@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.accounts.passwords import PasswordHashing
-from gateway.accounts.users import create_user, set_user_status
+from gateway.accounts import PasswordHashing, create_user, set_user_status
 from gateway.cli._base import (
     cli,
     emit,
@@ -16,8 +15,7 @@ from gateway.cli._base import (
     read_line_from_stdin,
     settings,
 )
-from gateway.store.ids import ID_MAX
-from gateway.store.models import User
+from gateway.store import ID_MAX, User
 
 
 @cli.group()

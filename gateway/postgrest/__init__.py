@@ -1,1 +1,19 @@
-"""Everything the gateway says to PostgREST and its database: reload notifications and more."""
+"""Everything the gateway says to PostgREST and its database: bootstrap, reload, doctor, explain."""
+
+from __future__ import annotations
+
+from gateway.postgrest.bootstrap import BootstrapPlan, apply_bootstrap
+from gateway.postgrest.database import postgrest_database_url
+from gateway.postgrest.doctor import as_json, run_doctor
+from gateway.postgrest.explain import explain_token
+from gateway.postgrest.notify import notify_postgrest
+
+__all__ = [
+    "BootstrapPlan",
+    "apply_bootstrap",
+    "as_json",
+    "explain_token",
+    "notify_postgrest",
+    "postgrest_database_url",
+    "run_doctor",
+]

@@ -10,7 +10,7 @@ import asyncpg
 
 from gateway.errors import GatewayError, InvalidInput
 from gateway.settings import Settings
-from gateway.store.engine import asyncpg_dsn
+from gateway.store import asyncpg_dsn
 
 CONNECT_TIMEOUT = 10.0
 

@@ -15,9 +15,8 @@ from gateway.errors import GatewayError
 from gateway.postgrest.bootstrap import HELPERS, BootstrapPlan
 from gateway.postgrest.database import connect, postgrest_database_url
 from gateway.settings import Settings
-from gateway.store.lifecycle import open_store
-from gateway.tokens.keystore import keys_directory
-from gateway.tokens.signing import KeyRing, load_keyring, sign_access_token
+from gateway.store import open_store
+from gateway.tokens import KeyRing, keys_directory, load_keyring, sign_access_token
 
 MAX_CLOCK_SKEW = 30.0  # seconds; PostgREST and the gateway both allow 30 s on exp and iat
 PROBE_TIMEOUT = 5.0

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import GatewayError
-from gateway.sessions.current import authenticate
+from gateway.sessions import authenticate
 from gateway.settings import Settings
-from gateway.tokens.signing import KeyRing
+from gateway.tokens import KeyRing
 
 
 class TokenRefused(GatewayError):

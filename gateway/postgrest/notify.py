@@ -8,7 +8,7 @@ from typing import Final
 import asyncpg
 
 from gateway.errors import GatewayError, InvalidInput
-from gateway.store.engine import asyncpg_dsn
+from gateway.store import asyncpg_dsn
 
 #: The payloads PostgREST understands on its ``pgrst`` channel; an empty one reloads both.
 ALLOWED_PAYLOADS: Final = frozenset({"reload config", "reload schema", ""})

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.proxy.token_cache import VerifiedTokens
-from gateway.revocation.feed import Revocations
-from gateway.tokens.watcher import KeyRingHolder
+from gateway.revocation import Revocations
+from gateway.tokens import KeyRingHolder
 
 
 @dataclass(frozen=True, slots=True)

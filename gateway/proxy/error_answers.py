@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gateway.asgi.types import Header, Send
+from gateway.asgi import Header, Send
 from gateway.errors import error_document
 from gateway.proxy.response_headers import SECURITY_HEADERS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from gateway.asgi.types import Header
+from gateway.asgi import Header
 from gateway.proxy.errors import BadHost, HeadersTooLarge, ProfileNotAllowed
 
 # PostgREST copies every request header into request.headers for SQL; a client gets a few

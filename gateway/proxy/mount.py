@@ -8,9 +8,17 @@ from collections.abc import Callable
 import aiohttp
 from yarl import URL
 
-from gateway.asgi.client_address import client_address_of, is_trusted, parse_networks
-from gateway.asgi.scope import raw_path_of, request_id_of
-from gateway.asgi.types import Header, Receive, Scope, Send
+from gateway.asgi import (
+    Header,
+    Receive,
+    Scope,
+    Send,
+    client_address_of,
+    is_trusted,
+    parse_networks,
+    raw_path_of,
+    request_id_of,
+)
 from gateway.errors import GatewayError
 from gateway.proxy.dependencies import MountDependencies
 from gateway.proxy.error_answers import SERVED_METHODS, reply_error
@@ -30,9 +38,16 @@ from gateway.proxy.request_body import (
 )
 from gateway.proxy.response_headers import DownstreamHeaders
 from gateway.proxy.upstream import Upstream
-from gateway.sessions.cookies import CSRF_HEADER, cookie_names
-from gateway.sessions.credentials import access_token, check_csrf, needs_csrf, read_credentials
-from gateway.sessions.errors import SessionRevoked, UserSuspended
+from gateway.sessions import (
+    CSRF_HEADER,
+    SessionRevoked,
+    UserSuspended,
+    access_token,
+    check_csrf,
+    cookie_names,
+    needs_csrf,
+    read_credentials,
+)
 from gateway.settings import Settings
 
 logger = logging.getLogger("gateway.proxy")

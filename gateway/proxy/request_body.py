@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from gateway.asgi.types import Receive
+from gateway.asgi import Receive
 
 
 class ClientDisconnected(Exception):

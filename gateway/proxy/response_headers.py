@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from gateway.asgi.types import Header
+from gateway.asgi import Header
 from gateway.proxy.headers import connection_tokens, is_hop_by_hop
 
 # Every API answer of the mount, errors included: a browser never sniffs a JSON body into HTML,

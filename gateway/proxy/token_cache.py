@@ -6,7 +6,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from gateway.tokens.signing import LEEWAY_SECONDS, KeyRing, verify_access_token
+from gateway.tokens import LEEWAY_SECONDS, KeyRing, verify_access_token
 
 
 class VerifiedTokens:

@@ -1,0 +1,14 @@
+"""Ending sessions (the write side) and the feed every gateway process reads them from."""
+
+from __future__ import annotations
+
+from gateway.revocation.ending import revoke_replacements, revoke_session, revoke_user_sessions
+from gateway.revocation.feed import Revocations, announce_revocation
+
+__all__ = [
+    "Revocations",
+    "announce_revocation",
+    "revoke_replacements",
+    "revoke_session",
+    "revoke_user_sessions",
+]

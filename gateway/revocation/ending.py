@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.revocation.feed import announce_revocation
-from gateway.store.models import Session
+from gateway.store import Session
 
 
 async def revoke_session(db: AsyncSession, session: Session, *, reason: str, now: datetime) -> None:

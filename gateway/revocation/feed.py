@@ -38,9 +38,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.settings import Settings
-from gateway.store.engine import asyncpg_dsn
-from gateway.store.models import Session, User, utcnow
-from gateway.tokens.signing import LEEWAY_SECONDS
+from gateway.store import Session, User, asyncpg_dsn, utcnow
+from gateway.tokens import LEEWAY_SECONDS
 
 logger = logging.getLogger(__name__)
 

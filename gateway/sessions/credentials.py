@@ -11,9 +11,9 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.asgi.types import Header
+from gateway.asgi import Header
 from gateway.sessions.errors import CsrfFailed, DuplicateAuthorization, DuplicateCookie
-from gateway.tokens.errors import InvalidToken
+from gateway.tokens import InvalidToken
 
 # RFC 9110 section 9.2.1: the methods a server must not take as a request to change state.
 # An allow-list: every other method, in any letter case, needs the CSRF token.

@@ -14,8 +14,8 @@ from gateway.sessions.identity import (
     memberships_of,
 )
 from gateway.settings import Settings
-from gateway.store.models import Session, User, utcnow
-from gateway.tokens.signing import KeyRing, verify_access_token
+from gateway.store import Session, User, utcnow
+from gateway.tokens import KeyRing, verify_access_token
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.sessions.errors import NotAMember
-from gateway.store.models import Membership, Organization, User
-from gateway.tokens.claims import Identity
+from gateway.store import Membership, Organization, User
+from gateway.tokens import Identity
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.sessions.identity import MembershipView, identity_of
 from gateway.sessions.refresh_tokens import hash_refresh_token, new_refresh_token
 from gateway.settings import Settings
-from gateway.store.audit import record_event
-from gateway.store.models import RefreshToken, Session, User
-from gateway.tokens.claims import Identity, build_access_claims
-from gateway.tokens.signing import sign_access_token
-from gateway.tokens.watcher import KeyRingHolder
+from gateway.store import RefreshToken, Session, User, record_event
+from gateway.tokens import Identity, KeyRingHolder, build_access_claims, sign_access_token
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.accounts.errors import InvalidEmail
-from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing
-from gateway.accounts.users import normalize_email
+from gateway.accounts import MAX_PASSWORD_BYTES, InvalidEmail, PasswordHashing, normalize_email
 from gateway.errors import GatewayError
 from gateway.sessions.errors import InvalidCredentials, UserSuspended
 from gateway.sessions.identity import MembershipView, choose_membership, memberships_of
@@ -24,8 +22,7 @@ from gateway.sessions.throttle import (
     reserve_attempt,
 )
 from gateway.settings import Settings
-from gateway.store.audit import record_event
-from gateway.store.models import User, utcnow
+from gateway.store import User, record_event, utcnow
 
 
 def throttle_key(email: str) -> str:

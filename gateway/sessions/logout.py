@@ -7,10 +7,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.revocation.ending import revoke_session, revoke_user_sessions
+from gateway.revocation import revoke_session, revoke_user_sessions
 from gateway.sessions.refresh_tokens import hash_refresh_token, looks_like_refresh_token
-from gateway.store.audit import record_event
-from gateway.store.models import RefreshToken, Session
+from gateway.store import RefreshToken, Session, record_event
 
 
 async def session_of_refresh_token(db: AsyncSession, refresh_token: str) -> Session | None:

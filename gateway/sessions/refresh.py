@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.errors import GatewayError
-from gateway.revocation.ending import revoke_replacements, revoke_session
+from gateway.revocation import revoke_replacements, revoke_session
 from gateway.sessions.errors import InvalidRefreshToken
 from gateway.sessions.identity import identity_of, memberships_of
 from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer
@@ -29,8 +29,7 @@ from gateway.sessions.refresh_tokens import (
     looks_like_refresh_token,
     successor_of,
 )
-from gateway.store.audit import record_event
-from gateway.store.models import RefreshToken, Session, User, utcnow
+from gateway.store import RefreshToken, Session, User, record_event, utcnow
 
 
 @dataclass(frozen=True, slots=True)

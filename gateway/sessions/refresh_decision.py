@@ -15,7 +15,7 @@ from gateway.sessions.errors import (
     UserSuspended,
 )
 from gateway.sessions.identity import MembershipView
-from gateway.store.models import Session, User
+from gateway.store import Session, User
 
 
 def reused() -> RefreshTokenReused:

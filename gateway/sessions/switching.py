@@ -8,15 +8,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.errors import GatewayError
-from gateway.revocation.ending import revoke_session
+from gateway.revocation import revoke_session
 from gateway.sessions.current import verify_access
 from gateway.sessions.errors import AlreadyInOrganization, InvalidRefreshToken
 from gateway.sessions.identity import choose_membership, memberships_of
 from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer, start_session
 from gateway.sessions.refresh import Held, end_for_reuse, hold_refresh_token, refuse_unusable, spend
 from gateway.sessions.refresh_decision import Spend, switch_spend
-from gateway.store.audit import record_event
-from gateway.store.models import Session, User, utcnow
+from gateway.store import Session, User, record_event, utcnow
 
 
 def mismatch(

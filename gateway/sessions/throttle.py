@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.sessions.errors import TooManyAttempts
 from gateway.settings import Settings
-from gateway.store.models import LoginKnownAddress, LoginThrottle, UTCDateTime
+from gateway.store import LoginKnownAddress, LoginThrottle, UTCDateTime
 
 # The client key of the per-email ceiling row; never a client key of an address.
 EVERY_ADDRESS = "*"

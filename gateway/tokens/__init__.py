@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.tokens.algorithms import SUPPORTED_ALGORITHMS, SigningAlgorithm
+from gateway.tokens.claims import Identity, build_access_claims
 from gateway.tokens.errors import (
     InvalidToken,
     KeyPassphraseError,
@@ -16,22 +17,33 @@ from gateway.tokens.errors import (
 )
 from gateway.tokens.jwks import JWKSDocument, render_jwks
 from gateway.tokens.keystore import (
+    JWKS_NAME,
     Keystore,
     StoredKey,
     ensure_keystore,
     export_jwks,
+    keys_directory,
     load_keystore,
     prune_keys,
     read_manifest,
     rotate_keys,
 )
-from gateway.tokens.manifest import KeyRecord, KeyState, Manifest
-from gateway.tokens.signing import KeyRing, load_keyring, sign_access_token, verify_access_token
+from gateway.tokens.manifest import KeyRecord, KeyState, Manifest, format_time
+from gateway.tokens.signing import (
+    LEEWAY_SECONDS,
+    KeyRing,
+    load_keyring,
+    sign_access_token,
+    verify_access_token,
+)
 from gateway.tokens.thumbprint import jwk_thumbprint
 from gateway.tokens.watcher import KeyRingHolder
 
 __all__ = [
+    "JWKS_NAME",
+    "LEEWAY_SECONDS",
     "SUPPORTED_ALGORITHMS",
+    "Identity",
     "InvalidToken",
     "JWKSDocument",
     "KeyPassphraseError",
@@ -50,9 +62,12 @@ __all__ = [
     "RotationRefused",
     "SigningAlgorithm",
     "StoredKey",
+    "build_access_claims",
     "ensure_keystore",
     "export_jwks",
+    "format_time",
     "jwk_thumbprint",
+    "keys_directory",
     "load_keyring",
     "load_keystore",
     "prune_keys",

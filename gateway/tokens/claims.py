@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from gateway.store.ids import ID_MAX
+from gateway.store import ID_MAX
 from gateway.tokens.signing import ACCESS_TOKEN_TYPE
 
 

@@ -1,0 +1,7 @@
+"""Everything that speaks HTTP for the gateway itself: the app, the front door, /auth, health."""
+
+from __future__ import annotations
+
+from gateway.web.app import create_app, create_app_from_env, create_server_app
+
+__all__ = ["create_app", "create_app_from_env", "create_server_app"]

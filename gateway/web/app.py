@@ -15,8 +15,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.types import ControllerRouterHandler
 
-from gateway.proxy.dependencies import MountDependencies
-from gateway.proxy.mount import PostgrestMount
+from gateway.proxy import MountDependencies, PostgrestMount
 from gateway.settings import Settings, load_settings
 from gateway.web import health
 from gateway.web import keys as key_routes

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gateway.asgi.types import ASGIApp, Header, Message, Receive, Scope, Send
-from gateway.proxy.response_headers import merge_vary
+from gateway.asgi import ASGIApp, Header, Message, Receive, Scope, Send
+from gateway.proxy import merge_vary
 from gateway.settings import Settings
 
 ALLOWED_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"

@@ -13,11 +13,8 @@ import contextlib
 import logging
 from urllib.parse import quote
 
-from gateway.asgi.scope import started_answer
-from gateway.asgi.types import ASGIApp, Receive, Scope, Send
-from gateway.proxy.error_answers import json_error
-from gateway.proxy.mount import PostgrestMount
-from gateway.proxy.paths import under_prefix
+from gateway.asgi import ASGIApp, Receive, Scope, Send, started_answer
+from gateway.proxy import PostgrestMount, json_error, under_prefix
 from gateway.settings import Settings
 from gateway.web.cors import cors_middleware
 from gateway.web.request_log import RequestLog

@@ -7,8 +7,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from gateway.errors import StoreUnavailable, error_document
-from gateway.store.lifecycle import ping_store
-from gateway.store.migrate import is_up_to_date
+from gateway.store import is_up_to_date, ping_store
 from gateway.web.runtime import Runtime
 
 

@@ -6,8 +6,7 @@ import logging
 import time
 from typing import Any
 
-from gateway.asgi.scope import raw_path_of, request_id_of
-from gateway.asgi.types import ASGIApp, Message, Receive, Scope, Send
+from gateway.asgi import ASGIApp, Message, Receive, Scope, Send, raw_path_of, request_id_of
 
 logger = logging.getLogger("gateway.request")
 

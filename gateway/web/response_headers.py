@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from gateway.asgi.types import ASGIApp, Header, Message, Receive, Scope, Send
+from gateway.asgi import ASGIApp, Header, Message, Receive, Scope, Send
 from gateway.web.request_log import RequestLog
 
 JSON_POLICY: Final = b"default-src 'none'; frame-ancestors 'none'"

@@ -10,19 +10,14 @@ import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.accounts.passwords import PasswordHashing
+from gateway.accounts import PasswordHashing
 from gateway.errors import StoreUnavailable
-from gateway.proxy.dependencies import MountDependencies
-from gateway.proxy.token_cache import VerifiedTokens
-from gateway.proxy.upstream import make_client_session
-from gateway.revocation.feed import Revocations
-from gateway.sessions.issuing import TokenIssuer
-from gateway.sessions.login import PasswordCheck
+from gateway.proxy import MountDependencies, VerifiedTokens, make_client_session
+from gateway.revocation import Revocations
+from gateway.sessions import PasswordCheck, TokenIssuer
 from gateway.settings import Settings
-from gateway.store.engine import make_engine, make_sessionmaker
-from gateway.store.models import ServerSecret
-from gateway.tokens.keystore import ensure_keystore
-from gateway.tokens.watcher import KeyRingHolder
+from gateway.store import ServerSecret, make_engine, make_sessionmaker
+from gateway.tokens import KeyRingHolder, ensure_keystore
 
 REFRESH_SUCCESSOR_KEY = "refresh_successor_key"
 

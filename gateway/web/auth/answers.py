@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Response
 
-from gateway.sessions.issuing import IssuedTokens
+from gateway.sessions import IssuedTokens
 from gateway.web.auth.cookies import (
     new_csrf_token,
     session_cookies,

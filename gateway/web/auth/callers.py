@@ -6,21 +6,18 @@ from typing import Any, cast
 
 from litestar import Request
 
-from gateway.asgi.client_address import client_address_of, parse_networks
-from gateway.asgi.types import Scope
-from gateway.sessions.cookies import (
+from gateway.asgi import Scope, client_address_of, parse_networks
+from gateway.sessions import (
     CSRF_HEADER,
-    cookie_names,
-)
-from gateway.sessions.credentials import (
+    ClientInfo,
+    MissingCredentials,
     Presented,
     access_token,
     check_csrf,
     cookie,
+    cookie_names,
     read_credentials,
 )
-from gateway.sessions.errors import MissingCredentials
-from gateway.sessions.issuing import ClientInfo
 from gateway.web.runtime import Runtime
 
 

@@ -9,14 +9,18 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
-from gateway.sessions import current
-from gateway.sessions.errors import MissingCredentials, RefreshTokenRequired
-from gateway.sessions.login import login as login_user
-from gateway.sessions.logout import logout as logout_session
-from gateway.sessions.logout import session_of_refresh_token
-from gateway.sessions.refresh import refresh as refresh_tokens
-from gateway.sessions.switching import switch_organization as switch_to
-from gateway.store.models import utcnow
+from gateway.sessions import (
+    MissingCredentials,
+    RefreshTokenRequired,
+    authenticate,
+    describe_caller,
+    session_of_refresh_token,
+)
+from gateway.sessions import login as login_user
+from gateway.sessions import logout as logout_session
+from gateway.sessions import refresh as refresh_tokens
+from gateway.sessions import switch_organization as switch_to
+from gateway.store import utcnow
 from gateway.web.auth.answers import token_answer
 from gateway.web.auth.callers import (
     access_credentials,
@@ -166,7 +170,7 @@ class AuthController(Controller):
         if via_cookie:
             require_csrf(presented, runtime)
         async with runtime.store.begin() as db:
-            caller = await current.authenticate(
+            caller = await authenticate(
                 db, token=token, ring=runtime.keys.ring, settings=runtime.settings
             )
             await logout_session(db, caller.session, scope=scope, ip=client.ip, now=utcnow())
@@ -238,10 +242,10 @@ class AuthController(Controller):
     async def me(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> MeResponse:
         token, _ = access_credentials(credentials_of(request, runtime), runtime)
         async with runtime.store() as db:
-            caller = await current.authenticate(
+            caller = await authenticate(
                 db, token=token, ring=runtime.keys.ring, settings=runtime.settings
             )
-            me = await current.describe_caller(db, caller)
+            me = await describe_caller(db, caller)
 
         def membership(view: Any) -> MeMembership:
             return MeMembership(view.organization_id, view.org_name, view.role)

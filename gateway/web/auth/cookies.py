@@ -6,7 +6,7 @@ import secrets
 
 from litestar.datastructures import Cookie
 
-from gateway.sessions.cookies import CookieNames, cookie_names
+from gateway.sessions import CookieNames, cookie_names
 from gateway.settings import Settings
 
 

@@ -7,8 +7,7 @@ from typing import Any, cast
 from litestar import Request
 from litestar.middleware.rate_limit import RateLimitConfig
 
-from gateway.asgi.client_address import client_address_of, parse_networks
-from gateway.asgi.types import Scope
+from gateway.asgi import Scope, client_address_of, parse_networks
 
 
 def auth_rate_limit(settings: Any) -> RateLimitConfig:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from gateway.store.ids import ID_MAX
+from gateway.store import ID_MAX
 
 PublicId = Annotated[int, Meta(ge=1, le=ID_MAX)]
 TOKEN_TYPE = "bearer"  # noqa: S105 - RFC 6750 token type, not a secret

@@ -1,0 +1,227 @@
+"""Each package's public surface is its __init__: pinned here, so it cannot drift silently.
+
+Adding a name to a package's ``__all__`` is a decision about the package's API; this test makes
+it a visible one. Code in another package reaches a package only through that surface (its
+root), never a module inside it, so the modules stay the package's own to rearrange.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
+
+PUBLIC = {
+    "accounts": [
+        "InvalidEmail",
+        "MAX_PASSWORD_BYTES",
+        "PasswordHashing",
+        "add_membership",
+        "create_organization",
+        "create_user",
+        "get_user_by_email",
+        "normalize_email",
+        "set_user_status",
+    ],
+    "asgi": [
+        "ASGIApp",
+        "Header",
+        "Message",
+        "Receive",
+        "Scope",
+        "Send",
+        "client_address_of",
+        "is_trusted",
+        "parse_networks",
+        "raw_path_of",
+        "request_id_of",
+        "started_answer",
+    ],
+    "cli": [
+        "cli",
+        "main",
+    ],
+    "postgrest": [
+        "BootstrapPlan",
+        "apply_bootstrap",
+        "as_json",
+        "explain_token",
+        "notify_postgrest",
+        "postgrest_database_url",
+        "run_doctor",
+    ],
+    "proxy": [
+        "MountDependencies",
+        "PostgrestMount",
+        "VerifiedTokens",
+        "json_error",
+        "make_client_session",
+        "merge_vary",
+        "under_prefix",
+    ],
+    "revocation": [
+        "Revocations",
+        "announce_revocation",
+        "revoke_replacements",
+        "revoke_session",
+        "revoke_user_sessions",
+    ],
+    "sessions": [
+        "CSRF_HEADER",
+        "ClientInfo",
+        "CookieNames",
+        "IssuedTokens",
+        "MissingCredentials",
+        "PasswordCheck",
+        "Presented",
+        "RefreshTokenRequired",
+        "SessionRevoked",
+        "TokenIssuer",
+        "UserSuspended",
+        "access_token",
+        "authenticate",
+        "check_csrf",
+        "cookie",
+        "cookie_names",
+        "describe_caller",
+        "login",
+        "logout",
+        "needs_csrf",
+        "read_credentials",
+        "refresh",
+        "session_of_refresh_token",
+        "switch_organization",
+    ],
+    "store": [
+        "ID_MAX",
+        "LoginKnownAddress",
+        "LoginThrottle",
+        "Membership",
+        "ORG_ROLES",
+        "Organization",
+        "RefreshToken",
+        "ServerSecret",
+        "Session",
+        "USER_STATUSES",
+        "UTCDateTime",
+        "User",
+        "asyncpg_dsn",
+        "describe_url",
+        "fresh_id",
+        "is_up_to_date",
+        "make_engine",
+        "make_sessionmaker",
+        "migrate_store",
+        "open_store",
+        "ping_store",
+        "record_event",
+        "utcnow",
+    ],
+    "tokens": [
+        "Identity",
+        "InvalidToken",
+        "JWKSDocument",
+        "JWKS_NAME",
+        "KeyPassphraseError",
+        "KeyRecord",
+        "KeyRing",
+        "KeyRingHolder",
+        "KeyState",
+        "Keystore",
+        "KeystoreBusy",
+        "KeystoreCorrupt",
+        "KeystoreError",
+        "KeystoreMissing",
+        "KeystoreUnreadable",
+        "KeystoreUnwritable",
+        "LEEWAY_SECONDS",
+        "Manifest",
+        "RotationRefused",
+        "SUPPORTED_ALGORITHMS",
+        "SigningAlgorithm",
+        "StoredKey",
+        "build_access_claims",
+        "ensure_keystore",
+        "export_jwks",
+        "format_time",
+        "jwk_thumbprint",
+        "keys_directory",
+        "load_keyring",
+        "load_keystore",
+        "prune_keys",
+        "read_manifest",
+        "render_jwks",
+        "rotate_keys",
+        "sign_access_token",
+        "verify_access_token",
+    ],
+    "web": [
+        "create_app",
+        "create_app_from_env",
+        "create_server_app",
+    ],
+}
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC))
+def test_the_public_names_of_a_package_are_the_pinned_ones(package: str) -> None:
+    module = importlib.import_module(f"gateway.{package}")
+    assert sorted(module.__all__) == PUBLIC[package]
+    for name in module.__all__:
+        assert hasattr(module, name), f"gateway.{package}.__all__ names {name}, which it lacks"
+
+
+def test_every_package_has_its_surface_pinned() -> None:
+    packages = {init.parent.name for init in GATEWAY.glob("*/__init__.py")}
+    assert packages == set(PUBLIC)
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC))
+def test_a_package_imports_on_its_own(package: str) -> None:
+    # A fresh interpreter: an import cycle hidden by the order other tests import things in
+    # shows up here as an ImportError.
+    subprocess.run([sys.executable, "-c", f"import gateway.{package}"], check=True)
+
+
+def _package_of(module: str) -> str | None:
+    parts = module.split(".")
+    if len(parts) < 2 or parts[0] != "gateway" or parts[1] not in PUBLIC:
+        return None
+    return parts[1]
+
+
+def test_packages_reach_each_other_only_through_their_root() -> None:
+    reaches_inside: list[str] = []
+    for path in GATEWAY.rglob("*.py"):
+        relative = path.relative_to(GATEWAY.parent).with_suffix("")
+        own = _package_of(".".join(relative.parts))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                target = _package_of(node.module)
+                if target and target != own and node.module != f"gateway.{target}":
+                    reaches_inside.append(f"{relative}: from {node.module} import ...")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    target = _package_of(alias.name)
+                    if target and target != own and alias.name != f"gateway.{target}":
+                        reaches_inside.append(f"{relative}: import {alias.name}")
+    assert reaches_inside == []
+
+
+def test_private_modules_are_imported_only_inside_their_package() -> None:
+    outside: list[str] = []
+    for path in GATEWAY.rglob("*.py"):
+        relative = path.relative_to(GATEWAY.parent).with_suffix("")
+        own = _package_of(".".join(relative.parts))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                private = any(part.startswith("_") for part in node.module.split(".")[2:])
+                if private and _package_of(node.module) != own:
+                    outside.append(f"{relative}: {node.module}")
+    assert outside == []
