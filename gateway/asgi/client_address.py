@@ -70,13 +70,16 @@ def client_address(
 def client_address_of(scope: Scope, trusted: Sequence[Network]) -> str | None:
     """:func:`client_address` of an ASGI request: its socket peer and its X-Forwarded-For fields.
 
-    The one way the mount, /auth and its rate limit tell who is calling.
+    The one way the mount, /auth and its rate limit tell who is calling. Header names are
+    matched in any letter case: ASGI asks servers to lower them but does not promise it, and a
+    field missed here would make every client behind the proxy share the proxy's address (one
+    rate-limit bucket, one sign-in throttle key).
     """
     client = scope.get("client")
     forwarded = [
         value.decode("latin-1")
         for name, value in scope.get("headers", ())
-        if name == b"x-forwarded-for"
+        if len(name) == 15 and name.lower() == b"x-forwarded-for"
     ]
     return client_address(client[0] if client else None, forwarded, trusted)
 

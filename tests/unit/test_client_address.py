@@ -6,7 +6,12 @@ import ipaddress
 
 import pytest
 
-from gateway.asgi.client_address import client_address, is_trusted, parse_networks
+from gateway.asgi.client_address import (
+    client_address,
+    client_address_of,
+    is_trusted,
+    parse_networks,
+)
 
 PROXIES = parse_networks(("10.0.0.0/8", "fd00::/8"))
 
@@ -150,3 +155,22 @@ def test_the_leftmost_trusted_proxy_is_returned_normalised() -> None:
 
 def test_a_peer_that_is_not_an_ip_address_is_returned_as_it_is() -> None:
     assert client_address("testclient", ["198.51.100.7"], PROXIES) == "testclient"
+
+
+@pytest.mark.parametrize("name", [b"x-forwarded-for", b"X-Forwarded-For", b"X-FORWARDED-FOR"])
+def test_an_asgi_request_is_read_with_its_forwarded_for_field_in_any_case(name: bytes) -> None:
+    scope = {"client": ("10.0.0.2", 5000), "headers": [(name, b"203.0.113.7")]}
+    assert client_address_of(scope, parse_networks(("10.0.0.0/8",))) == "203.0.113.7"
+
+
+def test_an_asgi_request_is_read_with_every_forwarded_for_field_in_order() -> None:
+    scope = {
+        "client": ("10.0.0.2", 5000),
+        "headers": [(b"x-forwarded-for", b"198.51.100.4"), (b"x-forwarded-for", b"10.0.0.9")],
+    }
+    # The chain is 198.51.100.4, 10.0.0.9 (the second field continues the first).
+    assert client_address_of(scope, parse_networks(("10.0.0.0/8",))) == "198.51.100.4"
+
+
+def test_an_asgi_request_without_a_client_has_no_address() -> None:
+    assert client_address_of({"headers": []}, parse_networks(("10.0.0.0/8",))) is None
