@@ -17,7 +17,7 @@ from gateway.accounts.users import create_user
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.web.runtime import Runtime
-from tests.support.in_process import GatewayClient
+from tests.support.in_process import GatewayClient, runtime_behind
 
 Client = GatewayClient
 PASSWORD = "correct horse battery"
@@ -98,7 +98,7 @@ async def client(auth_settings: Settings, accounts: Accounts) -> AsyncIterator[C
 
 
 def runtime_of(client: Client) -> Runtime:
-    return client.runtime
+    return runtime_behind(client.front_door)
 
 
 async def login(client: Client, email: str = "ada@example.com", **body: Any) -> dict[str, Any]:

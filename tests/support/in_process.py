@@ -38,16 +38,12 @@ class GatewayClient(AsyncTestClient[LitestarASGIApp]):
     """Litestar's async test client over ``create_server_app(settings)``, lifespan included.
 
     ``client.app`` is the test client's wrapper around the front door; the door itself is
-    ``client.front_door``.
+    ``client.front_door``, and ``runtime_behind(client.front_door)`` the running runtime.
     """
 
     def __init__(self, settings: Settings, **options: Any) -> None:
         self.front_door = create_server_app(settings)
         super().__init__(app=as_test_app(self.front_door), **options)
-
-    @property
-    def runtime(self) -> Runtime:
-        return runtime_behind(self.front_door)
 
 
 class SyncGatewayClient(TestClient[LitestarASGIApp]):
@@ -56,7 +52,3 @@ class SyncGatewayClient(TestClient[LitestarASGIApp]):
     def __init__(self, settings: Settings, **options: Any) -> None:
         self.front_door = create_server_app(settings)
         super().__init__(app=as_test_app(self.front_door), **options)
-
-    @property
-    def runtime(self) -> Runtime:
-        return runtime_behind(self.front_door)
