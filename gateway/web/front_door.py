@@ -34,6 +34,12 @@ class FrontDoor:
         self._prefix = settings.proxy_prefix
         self._proxy = RequestLog(cors_middleware(settings)(mount))
 
+    @property
+    def app(self) -> ASGIApp:
+        """The application every scope that is not PostgREST traffic goes to (Litestar, in
+        the server): the one place its lifespan state, the runtime, can be reached from."""
+        return self._app
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)

@@ -19,11 +19,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 from click.testing import CliRunner, Result
-from litestar.testing import TestClient
 
 from gateway.cli import cli
-from gateway.web.app import create_app
 from tests.conftest import settings_from
+from tests.support.in_process import SyncGatewayClient
 from tests.support.postgres import fresh_database
 from tests.support.postgrest import PostgREST, postgrest_binary, run_postgrest
 
@@ -280,7 +279,7 @@ def postgrest(served: Served, postgrest_bin: Path) -> Iterator[PostgREST]:
 
 
 def token_for(served: Served, email: str) -> str:
-    with TestClient(app=create_app(settings_from(served.env))) as client:
+    with SyncGatewayClient(settings_from(served.env)) as client:
         response = client.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]

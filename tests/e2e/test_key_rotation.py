@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.conftest import StartPostgREST, TodosDatabase
+from tests.support.cli import cli_stdout
 from tests.support.postgrest import PostgREST, http_get
-from tests.support.server import gateway_command, run_gateway
+from tests.support.server import run_gateway
 from tests.support.waiting import wait_for
 
 PASSWORD = "correct horse battery"
@@ -21,7 +22,7 @@ ROTATION_DEADLINE = 2.0  # the issue's promise: every running gateway within 2 s
 RELOAD_DEADLINE = 10.0
 
 
-cli = gateway_command
+cli = cli_stdout
 
 
 def kid_of(token: str) -> str:

@@ -7,10 +7,6 @@ finds them for the tests of this folder.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,29 +20,7 @@ from tests.e2e.conftest import (  # noqa: F401 - fixtures, found by pytest throu
 )
 from tests.support.waiting import wait_for
 
-__all__ = ["PASSWORD", "Served", "cli_process", "kid_of", "login", "wait_for"]
-
-
-def cli_process(
-    env: dict[str, str],
-    cwd: Path,
-    *args: str,
-    stdin: str | None = None,
-    timeout: float = 60,
-) -> subprocess.CompletedProcess[str]:
-    """``python -m gateway ARGS`` in a process of its own, with only ``env``'s GATEWAY_* set."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        env=full_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+__all__ = ["PASSWORD", "Served", "kid_of", "login", "wait_for"]
 
 
 def kid_of(token: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import cli_process
+from tests.support.cli import run_cli
 
 PAGE = 4096
 
@@ -48,7 +48,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def keystore_env(small_disk: Path) -> dict[str, str]:
     env = {"GATEWAY_KEYS_DIR": str(small_disk / "keys")}
-    created = cli_process(env, small_disk, "keys", "init")
+    created = run_cli(env, small_disk, "keys", "init")
     assert created.returncode == 0, created.stderr
     return env
 
@@ -88,14 +88,14 @@ def test_a_full_disk_during_rotation_fails_in_one_line_and_keeps_the_old_keys(
     before = snapshot(keys)
     fill(small_disk, leave_pages)
 
-    result = cli_process(keystore_env, small_disk, "keys", "rotate", "--force")
+    result = run_cli(keystore_env, small_disk, "keys", "rotate", "--force")
 
     assert_refused_in_one_line(result, "the disk is full")
     assert failing_file in result.stderr
     assert "left unchanged" in result.stderr
     assert snapshot(keys) == before
     (small_disk / "filler").unlink()
-    listed = cli_process(keystore_env, small_disk, "keys", "list")
+    listed = run_cli(keystore_env, small_disk, "keys", "list")
     assert listed.returncode == 0, listed.stderr
 
 
@@ -109,9 +109,9 @@ def test_a_read_only_keys_directory_refuses_rotation_in_one_line_and_keeps_the_o
     )
     assert remounted.returncode == 0, remounted.stderr
 
-    result = cli_process(keystore_env, small_disk, "keys", "rotate", "--force", timeout=20)
+    result = run_cli(keystore_env, small_disk, "keys", "rotate", "--force", timeout=20)
 
     assert_refused_in_one_line(result, "the file system is read-only")
     assert snapshot(keys) == before
-    listed = cli_process(keystore_env, small_disk, "keys", "list")
+    listed = run_cli(keystore_env, small_disk, "keys", "list")
     assert listed.returncode == 0, listed.stderr

@@ -20,7 +20,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.faults.conftest import PASSWORD, Served, cli_process
+from tests.faults.conftest import PASSWORD, Served
+from tests.support.cli import run_cli
 from tests.support.postgres import PostgresMissing, find_server_binaries, throwaway_cluster
 from tests.support.postgrest import PostgREST
 from tests.support.server import run_gateway
@@ -102,7 +103,7 @@ def test_postgres_stopped_gives_503_store_unavailable_and_login_recovers_when_it
         (("db", "upgrade"), None),
         (("users", "create", "ada@example.com", "--password-stdin"), PASSWORD),
     ]:
-        done = cli_process(env, tmp_path, *args, stdin=stdin)
+        done = run_cli(env, tmp_path, *args, stdin=stdin)
         assert done.returncode == 0, done.stderr
 
     with run_gateway(env, cwd=tmp_path) as base:
@@ -142,8 +143,8 @@ def test_postgres_stopped_proxying_with_still_valid_tokens_keeps_working(
         "GATEWAY_DATABASE_URL": cluster.url.replace("postgresql://", "postgresql+asyncpg://"),
         "GATEWAY_UPSTREAM_URL": postgrest.url,
     }
-    assert cli_process(env, tmp_path, "db", "upgrade").returncode == 0
-    created = cli_process(
+    assert run_cli(env, tmp_path, "db", "upgrade").returncode == 0
+    created = run_cli(
         env, tmp_path, "users", "create", "ada@example.com", "--password-stdin", stdin=PASSWORD
     )
     assert created.returncode == 0, created.stderr

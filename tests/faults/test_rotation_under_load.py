@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.faults.conftest import PASSWORD, Served, cli_process, kid_of, login, wait_for
+from tests.faults.conftest import PASSWORD, Served, kid_of, login, wait_for
+from tests.support.cli import run_cli
 from tests.support.postgrest import PostgREST, http_get
 from tests.support.server import run_gateway
 
@@ -81,7 +82,7 @@ def test_a_key_rotation_under_login_and_proxy_load_fails_no_request(
     with ThreadPoolExecutor(CLIENTS) as pool:
         load = [pool.submit(client_loop, index) for index in range(CLIENTS)]
         time.sleep(ROTATE_AFTER)
-        rotated = cli_process(rotation_env, tmp_path, "keys", "rotate", "--force")
+        rotated = run_cli(rotation_env, tmp_path, "keys", "rotate", "--force")
         for future in load:
             future.result(timeout=LOAD_SECONDS + 2 * CLIENT_TIMEOUT)
 
@@ -115,7 +116,7 @@ def test_two_gateway_processes_sign_with_the_new_key_within_2_s_of_a_rotation(
         old = {kid_of(login(base)["access_token"]) for base in (first, second)}
         assert len(old) == 1
 
-        rotated = cli_process(rotation_env, tmp_path, "keys", "rotate", "--force")
+        rotated = run_cli(rotation_env, tmp_path, "keys", "rotate", "--force")
         assert rotated.returncode == 0, rotated.stderr
         finished = time.monotonic()
 

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from gateway.accounts.memberships import add_membership
 from gateway.accounts.organizations import create_organization
@@ -18,10 +16,10 @@ from gateway.accounts.passwords import PasswordHashing
 from gateway.accounts.users import create_user
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
-from gateway.web.app import create_app
 from gateway.web.runtime import Runtime
+from tests.support.in_process import GatewayClient, runtime_behind
 
-Client = AsyncTestClient[Litestar]
+Client = GatewayClient
 PASSWORD = "correct horse battery"
 
 
@@ -94,13 +92,13 @@ AppFactory = Callable[..., Any]
 
 @pytest.fixture
 async def client(auth_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(auth_settings)) as test_client:
+    """What `gateway serve` runs, in process: the front door with Litestar behind it."""
+    async with GatewayClient(auth_settings) as test_client:
         yield test_client
 
 
 def runtime_of(client: Client) -> Runtime:
-    runtime: Runtime = client.app.state.runtime
-    return runtime
+    return runtime_behind(client.front_door)
 
 
 async def login(client: Client, email: str = "ada@example.com", **body: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     login,
     runtime_of,
 )
+from tests.support.in_process import GatewayClient
 
 # The peer address Litestar's test client reports for every request.
 TEST_CLIENT = "testclient"
@@ -108,12 +109,8 @@ async def test_login_returns_a_token_with_exactly_the_documented_claims(
 async def test_a_token_carries_aud_only_when_an_audience_is_configured(
     auth_settings: Settings, accounts: Accounts
 ) -> None:
-    from litestar.testing import AsyncTestClient
-
-    from gateway.web.app import create_app
-
     settings = auth_settings.model_copy(update={"audience": "my-api"})
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with GatewayClient(settings) as client:
         answer = await login(client)
         me = await client.get("/auth/me", headers=bearer(answer["access_token"]))
 
@@ -268,12 +265,8 @@ async def test_a_replay_inside_the_grace_window_gets_the_same_successor(client: 
 async def test_refresh_token_used_twice_outside_the_grace_window_revokes_the_session(
     auth_settings: Settings, accounts: Accounts
 ) -> None:
-    from litestar.testing import AsyncTestClient
-
-    from gateway.web.app import create_app
-
     settings = auth_settings.model_copy(update={"refresh_reuse_grace": 0})
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with GatewayClient(settings) as client:
         first = await login(client)
         newest = (
             await client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
@@ -507,12 +500,8 @@ async def test_every_auth_event_is_audited_without_secrets(
 async def test_a_thief_cannot_shed_reuse_detection_by_switching_organization(
     auth_settings: Settings, accounts: Accounts
 ) -> None:
-    from litestar.testing import AsyncTestClient
-
-    from gateway.web.app import create_app
-
     settings = auth_settings.model_copy(update={"refresh_reuse_grace": 0})
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with GatewayClient(settings) as client:
         victim = await login(client, organization_id=accounts.acme)
         thief = (
             await client.post("/auth/refresh", json={"refresh_token": victim["refresh_token"]})

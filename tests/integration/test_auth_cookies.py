@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from gateway.settings import Settings
-from gateway.web.app import create_app
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, login
+from tests.support.in_process import GatewayClient
 
 PLANTED_REFRESH = "pgw_rt_" + "A" * 43  # well formed, so only the store can refuse it
 
@@ -82,7 +81,7 @@ async def login_response(
 @pytest.fixture
 async def secure_client(auth_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
     settings = auth_settings.model_copy(update={"cookie_secure": True})
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+    async with GatewayClient(settings) as test_client:
         yield test_client
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from gateway.settings import Settings
-from gateway.web.app import MAX_BODY_BYTES, create_app
+from gateway.web.app import MAX_BODY_BYTES
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, login
+from tests.support.in_process import GatewayClient
 
 SECRET = "Hunter2-pa55word-that-must-never-be-echoed"
 HUGE = "x" * 100_000
@@ -378,7 +378,7 @@ async def test_the_optional_bodies_may_indeed_be_left_out(client: Client) -> Non
 @pytest.fixture
 async def limited_client(auth_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
     settings = auth_settings.model_copy(update={"auth_rate_limit": 3})
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+    async with GatewayClient(settings) as test_client:
         yield test_client
 
 

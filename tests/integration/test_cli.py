@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -13,6 +11,7 @@ from click.testing import CliRunner, Result
 from gateway.cli import cli
 from gateway.settings import Settings
 from tests.conftest import dump_store
+from tests.support.cli import run_cli
 
 PASSWORD = "correct horse battery"
 
@@ -44,9 +43,7 @@ def test_help_lists_every_command() -> None:
 
 
 def test_python_dash_m_gateway_runs_the_same_cli() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True, check=False
-    )
+    result = run_cli({}, None, "--help")
 
     assert result.returncode == 0
     assert "orgs" in result.stdout

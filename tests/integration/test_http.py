@@ -9,15 +9,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from gateway.settings import Settings
-from gateway.web.app import create_app
 from tests.conftest import settings_from
+from tests.support.in_process import GatewayClient
 from tests.support.postgres import free_port
-
-Client = AsyncTestClient[Litestar]
 
 
 class _Root(BaseHTTPRequestHandler):
@@ -49,13 +45,13 @@ def upstream() -> Iterator[str]:
 
 
 @pytest.fixture
-async def client(migrated_store: Settings, upstream: str) -> AsyncIterator[Client]:
+async def client(migrated_store: Settings, upstream: str) -> AsyncIterator[GatewayClient]:
     settings = migrated_store.model_copy(update={"upstream_url": upstream})
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+    async with GatewayClient(settings) as test_client:
         yield test_client
 
 
-async def test_healthz_answers_200(client: Client) -> None:
+async def test_healthz_answers_200(client: GatewayClient) -> None:
     response = await client.get("/healthz")
 
     assert response.status_code == 200
@@ -63,7 +59,7 @@ async def test_healthz_answers_200(client: Client) -> None:
 
 
 async def test_readyz_answers_200_when_the_store_is_reachable_and_migrated(
-    client: Client,
+    client: GatewayClient,
 ) -> None:
     response = await client.get("/readyz")
 
@@ -78,7 +74,7 @@ async def test_readyz_answers_503_when_the_store_is_not_migrated(
     store_settings: Settings, tmp_path: Path
 ) -> None:
     (tmp_path / "store").mkdir()  # an empty SQLite file will be created there
-    async with AsyncTestClient(app=create_app(store_settings)) as client:
+    async with GatewayClient(store_settings) as client:
         response = await client.get("/readyz")
 
     assert response.status_code == 503
@@ -92,7 +88,7 @@ async def test_readyz_answers_503_when_the_store_is_unreachable() -> None:
     settings = settings_from(
         {"GATEWAY_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}
     )
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with GatewayClient(settings) as client:
         response = await client.get("/readyz")
 
     assert response.status_code == 503
@@ -103,7 +99,7 @@ async def test_readyz_answers_503_when_the_store_is_unreachable() -> None:
 
 async def test_readyz_answers_503_when_postgrest_does_not_answer(migrated_store: Settings) -> None:
     settings = migrated_store.model_copy(update={"upstream_url": f"http://127.0.0.1:{free_port()}"})
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with GatewayClient(settings) as client:
         response = await client.get("/readyz")
 
     assert response.status_code == 503
@@ -115,7 +111,7 @@ async def test_readyz_answers_503_when_postgrest_does_not_answer(migrated_store:
     }
 
 
-async def test_every_answer_carries_a_request_id(client: Client) -> None:
+async def test_every_answer_carries_a_request_id(client: GatewayClient) -> None:
     generated = await client.get("/healthz")
     kept = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
     forged = await client.get("/healthz", headers={"X-Request-Id": "x\tstatus=500 level=ERROR"})
@@ -127,7 +123,7 @@ async def test_every_answer_carries_a_request_id(client: Client) -> None:
 
 
 async def test_one_log_line_per_request_without_the_query_string(
-    client: Client, caplog: pytest.LogCaptureFixture
+    client: GatewayClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="gateway.request")
 
@@ -148,7 +144,7 @@ async def test_one_log_line_per_request_without_the_query_string(
     ],
 )
 async def test_framework_errors_are_json_with_a_code_and_a_message(
-    client: Client, method: str, path: str, status: int, code: str
+    client: GatewayClient, method: str, path: str, status: int, code: str
 ) -> None:
     response = await client.request(method, path)
 
@@ -160,7 +156,7 @@ async def test_framework_errors_are_json_with_a_code_and_a_message(
     assert body["message"].endswith(".")
 
 
-async def test_the_openapi_document_is_served_at_schema(client: Client) -> None:
+async def test_the_openapi_document_is_served_at_schema(client: GatewayClient) -> None:
     response = await client.get("/schema")
 
     assert response.status_code == 200
@@ -171,7 +167,7 @@ async def test_the_openapi_document_is_served_at_schema(client: Client) -> None:
 
 
 async def test_the_jwks_is_served_with_a_cache_lifetime_and_no_private_members(
-    client: Client, migrated_store: Settings
+    client: GatewayClient, migrated_store: Settings
 ) -> None:
     response = await client.get("/.well-known/jwks.json")
 
@@ -188,7 +184,7 @@ async def test_the_jwks_is_served_with_a_cache_lifetime_and_no_private_members(
 
 
 async def test_discovery_names_the_issuer_the_jwks_and_the_algorithms(
-    client: Client, migrated_store: Settings
+    client: GatewayClient, migrated_store: Settings
 ) -> None:
     document = (await client.get("/.well-known/openid-configuration")).json()
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from gateway.errors import InvalidInput
 from gateway.postgrest.notify import PostgrestNotifyFailed, notify_postgrest
 from gateway.store.engine import asyncpg_dsn
 from tests.conftest import sqlalchemy_url
+from tests.support.cli import run_cli
 
 # Nothing listens on port 1 of the loopback: a connection is refused at once.
 UNREACHABLE_DATABASE = "postgresql://gateway@127.0.0.1:1/gateway"
@@ -56,15 +55,7 @@ def gateway_process(
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        preexec_fn=limit_file_size,
-    )
+    return run_cli(env, None, "keys", *args, before_exec=limit_file_size)
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

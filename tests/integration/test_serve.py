@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.cli import run_cli
 from tests.support.server import run_gateway
 
 
@@ -33,19 +31,12 @@ def test_serve_on_embedded_defaults_creates_the_store_and_answers_healthz(
 def test_serve_refuses_an_unmigrated_postgresql_store_with_the_command_to_run(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_DATABASE_URL"] = postgres_url.replace("postgresql://", "postgresql+asyncpg://")
-    env["GATEWAY_DATABASE_SCHEMA"] = "serve_unmigrated"
+    env = {
+        "GATEWAY_DATABASE_URL": postgres_url.replace("postgresql://", "postgresql+asyncpg://"),
+        "GATEWAY_DATABASE_SCHEMA": "serve_unmigrated",
+    }
 
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli(env, tmp_path, "serve")
 
     assert result.returncode == 1
     assert "run `gateway db upgrade`" in result.stderr

@@ -7,12 +7,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import gateway_command, run_gateway
+from tests.support.cli import cli_stdout
+from tests.support.server import run_gateway
 
 PASSWORD = "correct horse battery"
 
 
-cli = gateway_command
+cli = cli_stdout
 
 
 @pytest.mark.postgres

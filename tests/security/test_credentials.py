@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -30,24 +29,16 @@ from gateway.sessions.errors import CsrfFailed, DuplicateAuthorization, Duplicat
 from gateway.settings import Settings
 from gateway.tokens.errors import InvalidToken
 from tests.integration.conftest import Client, login, runtime_of
-from tests.support.postgres import free_port
+from tests.security.conftest import with_a_dead_upstream
 
 NAMES = frozenset({b"gw_access", b"gw_refresh", b"gw_csrf"})
 CSRF = b"x-csrf-token"
 
 
 @pytest.fixture
-def auth_settings(migrated_store: Settings, tmp_path: Path) -> Settings:
+def auth_settings(auth_settings: Settings) -> Settings:
     """Plain-HTTP cookie names; upstream is a dead port (a request that gets through: 502)."""
-    return migrated_store.model_copy(
-        update={
-            "keys_dir": f"{tmp_path}/keys",
-            "cookie_secure": False,
-            "auth_rate_limit": 100_000,
-            "upstream_url": f"http://127.0.0.1:{free_port()}",
-            "upstream_connect_timeout": 1,
-        }
-    )
+    return with_a_dead_upstream(auth_settings)
 
 
 # The reader, as pure logic.

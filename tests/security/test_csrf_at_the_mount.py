@@ -8,29 +8,19 @@ before anything is sent upstream.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
 from gateway.settings import Settings
 from tests.integration.conftest import Client, login
-from tests.support.postgres import free_port
+from tests.security.conftest import with_a_dead_upstream
 
 UNSAFE = ["POST", "PUT", "PATCH", "DELETE"]
 
 
 @pytest.fixture
-def auth_settings(migrated_store: Settings, tmp_path: Path) -> Settings:
-    return migrated_store.model_copy(
-        update={
-            "keys_dir": f"{tmp_path}/keys",
-            "cookie_secure": False,
-            "auth_rate_limit": 100_000,
-            "upstream_url": f"http://127.0.0.1:{free_port()}",
-            "upstream_connect_timeout": 1,
-        }
-    )
+def auth_settings(auth_settings: Settings) -> Settings:
+    return with_a_dead_upstream(auth_settings)
 
 
 pytestmark = pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)

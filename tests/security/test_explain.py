@@ -15,15 +15,14 @@ from pathlib import Path
 import jwt
 import pytest
 from click.testing import CliRunner, Result
-from litestar.testing import TestClient
 from sqlalchemy import update
 
 from gateway.cli import cli
 from gateway.store.engine import make_engine
 from gateway.store.models import Session, utcnow
 from gateway.tokens.signing import load_keyring, sign_access_token
-from gateway.web.app import create_app
 from tests.conftest import settings_from
+from tests.support.in_process import SyncGatewayClient
 
 PASSWORD = "correct horse battery"
 
@@ -54,7 +53,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def login(env: dict[str, str]) -> str:
-    with TestClient(app=create_app(settings_from(env))) as client:
+    with SyncGatewayClient(settings_from(env)) as client:
         response = client.post(
             "/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
         )
@@ -64,7 +63,7 @@ def login(env: dict[str, str]) -> str:
 
 
 def logout(env: dict[str, str], token: str) -> None:
-    with TestClient(app=create_app(settings_from(env))) as client:
+    with SyncGatewayClient(settings_from(env)) as client:
         response = client.post(
             "/auth/logout", json={}, headers={"Authorization": f"Bearer {token}"}
         )

@@ -16,7 +16,6 @@ from typing import Any
 import hypothesis
 import schemathesis
 from hypothesis import HealthCheck, Phase, given
-from litestar.testing import TestClient
 from schemathesis.checks import (
     not_a_server_error,
     response_schema_conformance,
@@ -27,8 +26,9 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from gateway.settings import Settings
 from gateway.store.lifecycle import migrate_store
-from gateway.web.app import create_app
+from gateway.web.app import create_server_app
 from tests.integration.conftest import PASSWORD, seed_accounts
+from tests.support.in_process import SyncGatewayClient
 
 MAX_EXAMPLES = 40
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
@@ -46,7 +46,7 @@ def fuzz_settings(tmp_path: Path) -> Settings:
 
 
 def sign_in(settings: Settings) -> str:
-    with TestClient(app=create_app(settings)) as client:
+    with SyncGatewayClient(settings) as client:
         response = client.post(
             "/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
         )
@@ -62,7 +62,7 @@ def test_every_auth_operation_survives_fuzzing_and_answers_as_documented(
     asyncio.run(migrate_store(settings))
     asyncio.run(seed_accounts(settings))
     token = sign_in(settings)
-    app = create_app(settings)
+    app = create_server_app(settings)
     ran: Counter[str] = Counter()
     try:
         schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app)

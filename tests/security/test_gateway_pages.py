@@ -16,12 +16,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from gateway.settings import Settings
 from gateway.web.api_docs import SWAGGER_ASSETS
-from gateway.web.app import create_app, create_server_app
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, login
+from tests.support.in_process import GatewayClient
 
 # Headers do not depend on the store: one store is enough.
 pytestmark = pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
@@ -67,7 +66,7 @@ async def test_router_errors_through_the_server_entry_point_carry_a_request_id(
 ) -> None:
     # What `gateway serve` runs: the front door, which hands everything but /rest to Litestar.
     caplog.set_level(logging.INFO, logger="gateway.request")
-    async with AsyncTestClient(app=create_server_app(auth_settings)) as server:  # type: ignore[type-var]
+    async with GatewayClient(auth_settings) as server:
         response = await server.get("/no/such/page", headers={"X-Request-Id": "lost-2"})
 
     assert response.status_code == 404
@@ -145,7 +144,7 @@ def script_and_style_urls(page: str) -> list[str]:
 @pytest.fixture
 async def docs_client(auth_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
     settings = auth_settings.model_copy(update={"api_docs": True})
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+    async with GatewayClient(settings) as test_client:
         yield test_client
 
 

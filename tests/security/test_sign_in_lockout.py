@@ -28,6 +28,7 @@ from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.store.models import LoginKnownAddress, utcnow
 from tests.e2e.conftest import gateway, ok
 from tests.integration.conftest import PASSWORD, Accounts, Client, runtime_of
+from tests.support.in_process import GatewayClient
 from tests.support.server import run_gateway
 
 ATTACKER = "203.0.113.7"
@@ -108,11 +109,7 @@ def spray_settings(auth_settings: Settings) -> Settings:
 
 @pytest.fixture
 async def spray_client(spray_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
-    from litestar.testing import AsyncTestClient
-
-    from gateway.web.app import create_app
-
-    async with AsyncTestClient(app=create_app(spray_settings)) as test_client:
+    async with GatewayClient(spray_settings) as test_client:
         yield test_client
 
 
@@ -208,15 +205,11 @@ async def test_a_lockout_at_or_above_its_maximum_still_locks_with_401s_before(
 ) -> None:
     """A flat lockout (GATEWAY_LOGIN_LOCKOUT >= GATEWAY_LOGIN_LOCKOUT_MAX) has no back-off
     level below the maximum; every failure is still a 401 and the fifth one locks."""
-    from litestar.testing import AsyncTestClient
-
-    from gateway.web.app import create_app
-
     settings = spray_settings.model_copy(
         update={"login_lockout": lockout, "login_lockout_max": 3600}
     )
     email, address = "ada@example.com", "198.51.100.30"
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with GatewayClient(settings) as client:
         failures = [await attempt(client, address, WRONG, email) for _ in range(5)]
 
         assert failures == ["invalid_credentials"] * 5
@@ -304,12 +297,8 @@ def refusal(response: httpx.Response) -> tuple[int, str, str | None]:
 @pytest.fixture
 async def proxied_client(auth_settings: Settings, accounts: Accounts) -> AsyncIterator[Client]:
     """The real application, believing X-Forwarded-For from 127.0.0.1 (the burst's peer)."""
-    from litestar.testing import AsyncTestClient
-
-    from gateway.web.app import create_app
-
     settings = auth_settings.model_copy(update={"trusted_proxies": ["127.0.0.1/32"]})
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+    async with GatewayClient(settings) as test_client:
         yield test_client
 
 

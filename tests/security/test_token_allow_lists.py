@@ -11,17 +11,16 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from litestar.testing import AsyncTestClient
 
 from gateway.accounts.users import create_user
 from gateway.postgrest.doctor import probe_token
 from gateway.settings import Settings
 from gateway.tokens.signing import load_keyring
-from gateway.web.app import create_app
 from tests.conftest import settings_from
 from tests.e2e.conftest import Served
 from tests.integration.conftest import PASSWORD, Client, bearer, runtime_of
 from tests.security.test_hostile_tokens import assert_refused
+from tests.support.in_process import GatewayClient
 from tests.support.postgrest import PostgREST
 
 sqlite_only = pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
@@ -55,7 +54,7 @@ async def test_a_role_taken_off_the_allow_list_stops_working_at_once(
 ) -> None:
     before = auth_settings.model_copy(update={"allowed_roles": ["authenticated", "reporting"]})
     after = auth_settings.model_copy(update={"allowed_roles": ["authenticated"]})
-    async with AsyncTestClient(app=create_app(before)) as old:
+    async with GatewayClient(before) as old:
         runtime = runtime_of(old)
         async with runtime.store.begin() as db:
             await create_user(
@@ -74,7 +73,7 @@ async def test_a_role_taken_off_the_allow_list_stops_working_at_once(
         assert (await old.get("/auth/me", headers=bearer(token))).status_code == 200
 
     new: Client
-    async with AsyncTestClient(app=create_app(after)) as new:
+    async with GatewayClient(after) as new:
         me = await new.get("/auth/me", headers=bearer(token))
         rest = await new.get("/rest/projects", headers=bearer(token))
 

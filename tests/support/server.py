@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.cli import cli_command, cli_environment
 from tests.support.postgres import free_port
 
 START_TIMEOUT = 45.0
@@ -37,14 +37,11 @@ def gateway_process(
     children)."""
     port = free_port()
     log_path = cwd / f"gateway-{port}.log"
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    full_env.update(env)
-    full_env["GATEWAY_PORT"] = str(port)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve"],
+            cli_command("serve"),
             cwd=cwd,
-            env=full_env,
+            env=cli_environment({**env, "GATEWAY_PORT": str(port)}),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -83,21 +80,3 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
-
-
-def gateway_command(env: dict[str, str], cwd: Path, *args: str, stdin: str | None = None) -> str:
-    """Run ``python -m gateway ARGS`` as its own process; assert success; return stdout."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    full_env.update(env)
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=cwd,
-        env=full_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from litestar import Litestar
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 
 from gateway.settings import Settings
-from gateway.web.app import rate_limit_store
+from gateway.web.app import create_server_app, rate_limit_store
+from gateway.web.front_door import FrontDoor
 
 
 def test_the_per_address_limit_lives_in_memory_by_default() -> None:
@@ -19,3 +21,11 @@ def test_the_per_address_limit_is_shared_through_redis_when_configured() -> None
     assert isinstance(store, RedisStore)
     assert store._redis.connection_pool.connection_kwargs["port"] == 6399
     assert store._redis.connection_pool.connection_kwargs["db"] == 3
+
+
+def test_the_server_app_is_the_front_door_with_the_litestar_app_behind_it() -> None:
+    # The in-process tests reach the runtime through this (tests/support/in_process.py).
+    server_app = create_server_app(Settings())
+
+    assert isinstance(server_app, FrontDoor)
+    assert isinstance(server_app.app, Litestar)

@@ -86,6 +86,15 @@ async def test_only_the_prefix_and_paths_under_it_reach_the_mount(
         assert (b"x-request-id", sent[0]["headers"][0][1]) in sent[0]["headers"]
 
 
+def test_the_door_shows_the_app_it_hands_the_rest_to() -> None:
+    litestar = Recorder("litestar", [])
+    settings = Settings(_env_file=None, proxy_prefix="/rest")
+
+    front = FrontDoor(litestar, cast(PostgrestMount, Recorder("mount", [])), settings)
+
+    assert front.app is litestar
+
+
 async def test_lifespan_and_other_scopes_go_to_litestar() -> None:
     calls: list[tuple[str, str]] = []
     app = door(Recorder("mount", calls), calls)

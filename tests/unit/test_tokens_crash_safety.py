@@ -37,6 +37,7 @@ from gateway.tokens import (
     sign_access_token,
     verify_access_token,
 )
+from tests.unit.conftest import make_settings
 
 ISSUER = "http://127.0.0.1:8000"
 
@@ -66,12 +67,6 @@ CRASHING_ROTATION = textwrap.dedent(
     keystore.rotate_keys(Settings(keys_dir=keys_dir, jwks_max_age=0))
     """
 )
-
-
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"keys_dir": str(tmp_path / "keys"), "jwks_max_age": 0}
-    values.update(overrides)
-    return Settings(**values)
 
 
 def claims() -> dict[str, Any]:

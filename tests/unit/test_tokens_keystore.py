@@ -32,21 +32,9 @@ from gateway.tokens import (
 )
 from gateway.tokens.algorithms import public_jwk_members
 from gateway.tokens.keyfiles import encode_private_key
+from tests.unit.conftest import make_settings
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
-
-
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"keys_dir": str(tmp_path / "keys"), "jwks_max_age": 0}
-    values.update(overrides)
-    return Settings(**values)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    config = make_settings(tmp_path)
-    ensure_keystore(config)
-    return config
 
 
 def keys_dir(settings: Settings) -> Path:

@@ -30,23 +30,11 @@ from gateway.tokens import (
     verify_access_token,
 )
 from gateway.tokens.signing import LEEWAY_SECONDS, MAX_TOKEN_LENGTH
+from tests.unit.conftest import make_settings
 
 ISSUER = "http://127.0.0.1:8000"
 
 ROLES = ["authenticated"]
-
-
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"keys_dir": str(tmp_path / "keys"), "jwks_max_age": 0}
-    values.update(overrides)
-    return Settings(**values)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    config = make_settings(tmp_path)
-    ensure_keystore(config)
-    return config
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,39 +14,20 @@ from gateway.settings import Settings
 from gateway.tokens import (
     KeyRingHolder,
     KeystoreMissing,
-    ensure_keystore,
     read_manifest,
     rotate_keys,
 )
+from tests.support.cli import cli_stdout
+from tests.unit.conftest import make_settings
 
 # A rotation must be in service this soon after the command that made it returns.
 PICKUP_DEADLINE_SECONDS = 2.0
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"keys_dir": str(tmp_path / "keys"), "jwks_max_age": 0}
-    values.update(overrides)
-    return Settings(**values)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    config = make_settings(tmp_path)
-    ensure_keystore(config)
-    return config
-
-
 def rotate_in_another_process(settings: Settings) -> str:
-    env = {**os.environ, "GATEWAY_KEYS_DIR": settings.keys_dir}
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "keys", "rotate", "--force", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    current: str = json.loads(result.stdout)["current"]
+    env = {"GATEWAY_KEYS_DIR": settings.keys_dir}
+    output = cli_stdout(env, None, "keys", "rotate", "--force", "--json")
+    current: str = json.loads(output)["current"]
     return current
 
 
