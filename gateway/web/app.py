@@ -35,16 +35,17 @@ OPENAPI_PATH = "/schema"
 
 
 def create_app(settings: Settings) -> Litestar:
-    """The whole gateway as one Litestar application (tests use it in-process).
+    """The whole gateway as one Litestar application, the mount routed by Litestar.
 
-    ``gateway serve`` runs :func:`create_server_app` instead: the same application, with
-    PostgREST traffic handed to the same mount before Litestar sees it.
+    ``gateway serve`` and the in-process tests run :func:`create_server_app` instead: the same
+    application, with PostgREST traffic handed to the same mount before Litestar sees it.
     """
     app, _ = _build(settings)
     return app
 
 
 def create_server_app(settings: Settings) -> FrontDoor:
+    """What the server runs: the front door, with :func:`create_app`'s application behind it."""
     app, mount = _build(settings)
     return FrontDoor(cast(Any, app), mount, settings)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,9 +85,6 @@ def auth_settings(migrated_store: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture
 def accounts(auth_settings: Settings) -> Accounts:
     return asyncio.run(seed_accounts(auth_settings))
-
-
-AppFactory = Callable[..., Any]
 
 
 @pytest.fixture
