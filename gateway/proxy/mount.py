@@ -20,22 +20,22 @@ from gateway.asgi import (
     request_id_of,
 )
 from gateway.errors import GatewayError
-from gateway.proxy.dependencies import MountDependencies
-from gateway.proxy.error_answers import SERVED_METHODS, reply_error
-from gateway.proxy.errors import MethodNotServed
-from gateway.proxy.headers import (
+from gateway.proxy._errors import MethodNotServed
+from gateway.proxy._headers import (
     check_request_headers,
     strip_cookies,
     upstream_request_headers,
 )
-from gateway.proxy.paths import check_query, mounted_path
-from gateway.proxy.request_body import (
+from gateway.proxy._request_body import (
     BodyStalled,
     BodyTooLarge,
     ClientDisconnected,
     RequestBody,
     drop_tracebacks,
 )
+from gateway.proxy.dependencies import MountDependencies
+from gateway.proxy.error_answers import SERVED_METHODS, reply_error
+from gateway.proxy.paths import check_query, mounted_path
 from gateway.proxy.response_headers import DownstreamHeaders
 from gateway.proxy.upstream import Upstream
 from gateway.sessions import (

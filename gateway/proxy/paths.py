@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
-from gateway.proxy.errors import InvalidPath, InvalidQuery, PathNotMounted, QueryTooLong
+from gateway.proxy._errors import InvalidPath, InvalidQuery, PathNotMounted, QueryTooLong
 
 # RFC 3986 section 3.3 path characters, plus those that browsers leave unescaped in a path
 # (WHATWG URL, "path percent-encode set": [ ] |, and ^ in older ones). '%' only in an escape.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from gateway.asgi import Header
-from gateway.proxy.headers import connection_tokens, is_hop_by_hop
+from gateway.proxy._headers import connection_tokens, is_hop_by_hop
 
 # Every API answer of the mount, errors included: a browser never sniffs a JSON body into HTML,
 # and nothing it renders from this origin may load anything or be framed.

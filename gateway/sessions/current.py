@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.sessions.errors import SessionExpired, SessionRevoked, UserSuspended
-from gateway.sessions.identity import (
+from gateway.sessions._identity import (
     MembershipView,
     identity_of,
     memberships_of,
 )
+from gateway.sessions.errors import SessionExpired, SessionRevoked, UserSuspended
 from gateway.settings import Settings
 from gateway.store import Session, User, utcnow
 from gateway.tokens import KeyRing, verify_access_token

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.sessions.identity import MembershipView, identity_of
-from gateway.sessions.refresh_tokens import hash_refresh_token, new_refresh_token
+from gateway.sessions._identity import MembershipView, identity_of
+from gateway.sessions._refresh_tokens import hash_refresh_token, new_refresh_token
 from gateway.settings import Settings
 from gateway.store import RefreshToken, Session, User, record_event
 from gateway.tokens import Identity, KeyRingHolder, build_access_claims, sign_access_token

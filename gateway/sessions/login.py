@@ -11,16 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.accounts import MAX_PASSWORD_BYTES, InvalidEmail, PasswordHashing, normalize_email
 from gateway.errors import GatewayError
-from gateway.sessions.errors import InvalidCredentials, UserSuspended
-from gateway.sessions.identity import MembershipView, choose_membership, memberships_of
-from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer, start_session
-from gateway.sessions.throttle import (
+from gateway.sessions._identity import MembershipView, choose_membership, memberships_of
+from gateway.sessions._throttle import (
     clear_failures,
     client_key,
     record_failure,
     remember_address,
     reserve_attempt,
 )
+from gateway.sessions.errors import InvalidCredentials, UserSuspended
+from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer, start_session
 from gateway.settings import Settings
 from gateway.store import User, record_event, utcnow
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.revocation import revoke_session, revoke_user_sessions
-from gateway.sessions.refresh_tokens import hash_refresh_token, looks_like_refresh_token
+from gateway.sessions._refresh_tokens import hash_refresh_token, looks_like_refresh_token
 from gateway.store import RefreshToken, Session, record_event
 
 

@@ -11,10 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.errors import GatewayError
 from gateway.revocation import revoke_replacements, revoke_session
-from gateway.sessions.errors import InvalidRefreshToken
-from gateway.sessions.identity import identity_of, memberships_of
-from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer
-from gateway.sessions.refresh_decision import (
+from gateway.sessions._identity import identity_of, memberships_of
+from gateway.sessions._refresh_decision import (
     Spend,
     Standing,
     TokenUse,
@@ -24,11 +22,13 @@ from gateway.sessions.refresh_decision import (
     reused,
     standing_of,
 )
-from gateway.sessions.refresh_tokens import (
+from gateway.sessions._refresh_tokens import (
     hash_refresh_token,
     looks_like_refresh_token,
     successor_of,
 )
+from gateway.sessions.errors import InvalidRefreshToken
+from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer
 from gateway.store import RefreshToken, Session, User, record_event, utcnow
 
 

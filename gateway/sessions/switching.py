@@ -9,12 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.errors import GatewayError
 from gateway.revocation import revoke_session
+from gateway.sessions._identity import choose_membership, memberships_of
+from gateway.sessions._refresh_decision import Spend, switch_spend
 from gateway.sessions.current import verify_access
 from gateway.sessions.errors import AlreadyInOrganization, InvalidRefreshToken
-from gateway.sessions.identity import choose_membership, memberships_of
 from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer, start_session
 from gateway.sessions.refresh import Held, end_for_reuse, hold_refresh_token, refuse_unusable, spend
-from gateway.sessions.refresh_decision import Spend, switch_spend
 from gateway.store import Session, User, record_event, utcnow
 
 

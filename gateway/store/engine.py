@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 
 from gateway.errors import InvalidInput
 from gateway.settings import Settings
-from gateway.store.sqlite_file import prepare_sqlite_file, sqlite_file_of
+from gateway.store._sqlite_file import prepare_sqlite_file, sqlite_file_of
 
 
 def make_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:

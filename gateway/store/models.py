@@ -180,7 +180,7 @@ class LoginThrottle(Base):
 
     One row per (normalised email, client key) holds the hard lock of one address (an IPv6
     client by its /64); the row with client key ``*`` counts the email's failures from every
-    address, the ceiling that slows a spray (gateway/sessions/throttle.py).
+    address, the ceiling that slows a spray (gateway/sessions/_throttle.py).
 
     Keyed by the email and not by the user row, so an address that has no account is throttled
     exactly like one that has: the 429 must not tell an attacker which emails exist.

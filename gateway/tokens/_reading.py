@@ -9,6 +9,7 @@ from typing import Final
 
 from pydantic import SecretStr
 
+from gateway.tokens._keyfiles import decode_private_key
 from gateway.tokens._layout import JWKS_NAME, MANIFEST_NAME
 from gateway.tokens._stored import Keystore, StoredKey
 from gateway.tokens.algorithms import check_private_key
@@ -18,7 +19,6 @@ from gateway.tokens.errors import (
     KeystoreUnreadable,
     describe_os_error,
 )
-from gateway.tokens.keyfiles import decode_private_key
 from gateway.tokens.manifest import KeyRecord, Manifest
 from gateway.tokens.thumbprint import jwk_thumbprint
 

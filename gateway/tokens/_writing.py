@@ -11,12 +11,12 @@ from typing import NoReturn
 from pydantic import SecretStr
 
 from gateway.tokens._atomic import TEMP_NAME, NotDurable, write_atomic
+from gateway.tokens._keyfiles import encode_private_key
 from gateway.tokens._layout import JWKS_NAME, KEY_FILE, MANIFEST_NAME, PRIVATE_MODE, PUBLIC_MODE
 from gateway.tokens._reading import jwks_on_disk
 from gateway.tokens._stored import Keystore, StoredKey
 from gateway.tokens.errors import KeystoreUnwritable, describe_os_error
 from gateway.tokens.jwks import render_jwks
-from gateway.tokens.keyfiles import encode_private_key
 from gateway.tokens.manifest import Manifest
 
 # The public module's name: the keystore's records keep the logger they were always sent to.

@@ -554,7 +554,7 @@ async def test_a_right_password_admitted_within_the_budget_succeeds_though_a_loc
 
     from sqlalchemy import update
 
-    from gateway.sessions.throttle import client_key
+    from gateway.sessions._throttle import client_key
     from gateway.store.models import LoginThrottle, utcnow
 
     runtime = runtime_of(client)
@@ -592,8 +592,8 @@ async def test_a_right_password_admitted_within_the_budget_succeeds_though_a_loc
 async def test_failures_while_locked_neither_extend_nor_escalate_the_lock(
     auth_settings: Settings, accounts: Accounts
 ) -> None:
+    from gateway.sessions._throttle import record_failure, reserve_attempt
     from gateway.sessions.errors import TooManyAttempts
-    from gateway.sessions.throttle import record_failure, reserve_attempt
     from gateway.store.models import LoginThrottle, utcnow
 
     # The per-email ceiling is out of reach here: this is about one address's lock.

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from gateway.asgi.client_address import client_address, parse_networks
-from gateway.proxy.headers import (
+from gateway.proxy._headers import (
     CLIENT_CLAIMS,
     HOP_BY_HOP,
     normalized_name,

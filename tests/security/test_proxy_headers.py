@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.proxy.headers import CLIENT_CLAIMS, MAX_HEADER_FIELDS
+from gateway.proxy._headers import CLIENT_CLAIMS, MAX_HEADER_FIELDS
 from tests.support.front_door import Door, door_for
 from tests.support.upstream import OK, RecordingUpstream
 

@@ -20,9 +20,9 @@ from sqlalchemy import update
 
 from gateway.accounts.passwords import PasswordHashing
 from gateway.errors import GatewayError
+from gateway.sessions._throttle import client_key
 from gateway.sessions.issuing import ClientInfo
 from gateway.sessions.login import login
-from gateway.sessions.throttle import client_key
 from gateway.settings import Settings
 from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.store.models import LoginKnownAddress, utcnow

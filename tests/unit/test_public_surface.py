@@ -225,3 +225,20 @@ def test_private_modules_are_imported_only_inside_their_package() -> None:
                 if private and _package_of(node.module) != own:
                     outside.append(f"{relative}: {node.module}")
     assert outside == []
+
+
+# The web layer and the CLI are the top: their modules are entry points, not a surface.
+_DOMAIN = sorted(set(PUBLIC) - {"web", "cli"})
+
+
+@pytest.mark.parametrize("package", _DOMAIN)
+def test_a_module_with_nothing_public_is_private_by_name(package: str) -> None:
+    init = ast.parse((GATEWAY / package / "__init__.py").read_text())
+    surfaced = {
+        node.module.rsplit(".", 1)[1]
+        for node in ast.walk(init)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gateway.")
+    }
+    modules = {path.stem for path in (GATEWAY / package).glob("*.py")} - {"__init__"}
+    public_by_name = {name for name in modules if not name.startswith("_")}
+    assert public_by_name - surfaced == set()

@@ -10,9 +10,8 @@ import pytest
 
 from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing
 from gateway.errors import GatewayError
-from gateway.sessions.identity import MembershipView
-from gateway.sessions.login import Admitted, PasswordCheck, Refused, admit, refuse_suspended
-from gateway.sessions.refresh_decision import (
+from gateway.sessions._identity import MembershipView
+from gateway.sessions._refresh_decision import (
     Spend,
     Standing,
     TokenUse,
@@ -23,6 +22,7 @@ from gateway.sessions.refresh_decision import (
     standing_of,
     switch_spend,
 )
+from gateway.sessions.login import Admitted, PasswordCheck, Refused, admit, refuse_suspended
 from gateway.sessions.switching import mismatch
 from gateway.store.models import Session, User
 

@@ -30,8 +30,8 @@ from gateway.tokens import (
     render_jwks,
     rotate_keys,
 )
+from gateway.tokens._keyfiles import encode_private_key
 from gateway.tokens.algorithms import public_jwk_members
-from gateway.tokens.keyfiles import encode_private_key
 from tests.unit.conftest import make_settings
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from gateway.asgi import Header
-from gateway.proxy.errors import BadHost, HeadersTooLarge, ProfileNotAllowed
+from gateway.proxy._errors import BadHost, HeadersTooLarge, ProfileNotAllowed
 
 # PostgREST copies every request header into request.headers for SQL; a client gets a few
 # dozen kilobytes of them in a hundred fields, not what the HTTP server would accept.

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from gateway.errors import GatewayError
+from gateway.sessions._identity import MembershipView
 from gateway.sessions.errors import (
     RefreshTokenReused,
     RefreshTokenRotated,
@@ -14,7 +15,6 @@ from gateway.sessions.errors import (
     SessionRevoked,
     UserSuspended,
 )
-from gateway.sessions.identity import MembershipView
 from gateway.store import Session, User
 
 
