@@ -9,6 +9,7 @@ from importlib.metadata import version
 from typing import Any, cast
 
 from litestar import Litestar, Router, asgi
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.stores.base import Store
@@ -26,7 +27,7 @@ from gateway.web.errors import exception_handlers, json_not_found
 from gateway.web.front_door import FrontDoor
 from gateway.web.json_body import JSONRequest
 from gateway.web.response_headers import wrap_own_answers
-from gateway.web.runtime import Runtime
+from gateway.web.runtime import Runtime, runtime_of
 
 # The gateway's own endpoints take small JSON bodies; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
@@ -56,8 +57,7 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
     app: Litestar
 
     def current_mount_dependencies() -> MountDependencies:
-        runtime: Runtime = app.state.runtime
-        return runtime.mount_dependencies
+        return runtime_of(app.state).mount_dependencies
 
     mount = PostgrestMount(settings, current_mount_dependencies)
     docs, page_policies = api_docs(settings, openapi_path=OPENAPI_PATH)
@@ -71,6 +71,7 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
         request_class=JSONRequest,
         openapi_config=_openapi_config(docs),
         logging_config=None,
+        dependencies={"runtime": Provide(runtime_of, sync_to_thread=False)},
         debug=False,
     )
     _wrap_own_answers(app, settings, page_policies)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 from litestar import Response, get
-from litestar.datastructures import State
 
 from gateway.errors import StoreUnavailable, error_document
 from gateway.store import is_up_to_date, ping_store
-from gateway.web.runtime import Runtime
+from gateway.web.runtime import Runtime, RuntimeDep
 
 
 @get("/healthz", sync_to_thread=False, tags=["health"], summary="Liveness")
@@ -18,10 +17,9 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"], summary="Readiness")
-async def readyz(state: State) -> Response[dict[str, object]]:
+async def readyz(runtime: RuntimeDep) -> Response[dict[str, object]]:
     """200 when the store is reachable and migrated, a signing key is loaded and PostgREST
     answers; else 503 with every check's result."""
-    runtime: Runtime = state.runtime
     checks: dict[str, str] = {}
     try:
         await ping_store(runtime.engine)

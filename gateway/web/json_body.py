@@ -12,6 +12,8 @@ from litestar.exceptions import ClientException, HTTPException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Operation, RequestBody
 
+from gateway.web.runtime import runtime_of
+
 
 class JSONRequest(Request[Any, Any, Any]):
     """A request whose ``json()`` turns every decoding failure into 400 ``invalid_request``.
@@ -29,7 +31,7 @@ class JSONRequest(Request[Any, Any, Any]):
 
     async def body(self) -> bytes:
         # A client that stops sending mid-body must not hold the connection open for ever.
-        idle = self.app.state.runtime.settings.body_idle_timeout
+        idle = runtime_of(self.app.state).settings.body_idle_timeout
         try:
             async with asyncio.timeout(idle):
                 return await super().body()

@@ -5,22 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
-from litestar.datastructures import State
 
-from gateway.web.runtime import Runtime
+from gateway.web.runtime import RuntimeDep
 
 JWKS_PATH = "/.well-known/jwks.json"
 
 
 @get(JWKS_PATH, tags=["keys"], summary="Public keys that verify the gateway's tokens")
-async def jwks(state: State) -> Response[bytes]:
+async def jwks(runtime: RuntimeDep) -> Response[bytes]:
     """The next, current and retiring public keys; no private member is ever included.
 
     Clients may cache it for GATEWAY_JWKS_MAX_AGE seconds. A key is published as ``next`` for at
     least twice that long before it signs (``gateway keys rotate`` refuses sooner), so a client
     with a cached copy already holds the key of any token it is shown.
     """
-    runtime: Runtime = state.runtime
     return Response(
         runtime.keys.ring.jwks_json,
         media_type="application/json",
@@ -33,8 +31,7 @@ async def jwks(state: State) -> Response[bytes]:
     tags=["keys"],
     summary="Issuer, JWKS location, endpoints and algorithms",
 )
-async def openid_configuration(state: State) -> dict[str, Any]:
-    runtime: Runtime = state.runtime
+async def openid_configuration(runtime: RuntimeDep) -> dict[str, Any]:
     issuer = runtime.settings.issuer
     algorithms = list(runtime.keys.ring.algorithms)
     return {

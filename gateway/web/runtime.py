@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 
 import aiohttp
+from litestar.datastructures import State
+from litestar.di import NamedDependency
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -104,3 +106,14 @@ class Runtime:
         await self.keys.stop()
         self.passwords.close()
         await self.engine.dispose()
+
+
+def runtime_of(state: State) -> Runtime:
+    """The process's Runtime, set by the application's lifespan: the one way the web layer
+    reaches it (route handlers get it injected as ``runtime``)."""
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+#: A route handler's ``runtime`` parameter, provided by :func:`runtime_of` at the app level.
+RuntimeDep = NamedDependency[Runtime]

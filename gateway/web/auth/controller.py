@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from gateway.sessions import (
@@ -46,21 +44,13 @@ from gateway.web.auth.schemas import (
     TokenResponse,
 )
 from gateway.web.json_body import OptionalBodyOperation, require_json_content_type
-from gateway.web.runtime import Runtime
-
-RuntimeDep = NamedDependency[Runtime]
-
-
-def provide_runtime(state: State) -> Runtime:
-    runtime: Runtime = state.runtime
-    return runtime
+from gateway.web.runtime import RuntimeDep
 
 
 class AuthController(Controller):
     path = "/auth"
     guards = [require_json_content_type]  # noqa: RUF012
     tags = ["auth"]  # noqa: RUF012 - Litestar reads these class attributes once
-    dependencies = {"runtime": Provide(provide_runtime, sync_to_thread=False)}  # noqa: RUF012
 
     @post(
         "/login",
