@@ -11,7 +11,7 @@ from gateway.sessions.credentials import (
     needs_csrf,
     read_credentials,
 )
-from gateway.sessions.current import authenticate, describe_caller
+from gateway.sessions.current import authenticate, describe_token_holder
 from gateway.sessions.errors import (
     MissingCredentials,
     RefreshTokenRequired,
@@ -20,7 +20,7 @@ from gateway.sessions.errors import (
 )
 from gateway.sessions.issuing import ClientInfo, IssuedTokens, TokenIssuer
 from gateway.sessions.login import PasswordCheck, login
-from gateway.sessions.logout import logout, session_of_refresh_token
+from gateway.sessions.logout import logout_by_refresh_token, logout_caller
 from gateway.sessions.refresh import refresh
 from gateway.sessions.switching import switch_organization
 
@@ -41,12 +41,12 @@ __all__ = [
     "check_csrf",
     "cookie",
     "cookie_names",
-    "describe_caller",
+    "describe_token_holder",
     "login",
-    "logout",
+    "logout_by_refresh_token",
+    "logout_caller",
     "needs_csrf",
     "read_credentials",
     "refresh",
-    "session_of_refresh_token",
     "switch_organization",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.sessions._identity import (
     MembershipView,
@@ -82,4 +82,21 @@ async def describe_caller(db: AsyncSession, caller: Caller) -> Me:
     return Me(user=caller.user, memberships=memberships, current=current, session=caller.session)
 
 
-__all__ = ["Caller", "Me", "authenticate", "describe_caller", "identity_of", "verify_access"]
+__all__ = [
+    "Caller",
+    "Me",
+    "authenticate",
+    "describe_caller",
+    "describe_token_holder",
+    "identity_of",
+    "verify_access",
+]
+
+
+async def describe_token_holder(
+    store: async_sessionmaker[AsyncSession], *, access_token: str, ring: KeyRing, settings: Settings
+) -> Me:
+    """``/auth/me``: the caller behind an access token, checked like any request with it."""
+    async with store() as db:
+        caller = await authenticate(db, token=access_token, ring=ring, settings=settings)
+        return await describe_caller(db, caller)

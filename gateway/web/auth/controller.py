@@ -10,15 +10,13 @@ from litestar.params import JSONBody
 from gateway.sessions import (
     MissingCredentials,
     RefreshTokenRequired,
-    authenticate,
-    describe_caller,
-    session_of_refresh_token,
+    describe_token_holder,
+    logout_by_refresh_token,
+    logout_caller,
 )
 from gateway.sessions import login as login_user
-from gateway.sessions import logout as logout_session
 from gateway.sessions import refresh as refresh_tokens
 from gateway.sessions import switch_organization as switch_to
-from gateway.store import utcnow
 from gateway.web.auth.answers import token_answer
 from gateway.web.auth.callers import (
     access_credentials,
@@ -152,18 +150,20 @@ class AuthController(Controller):
             if not refresh:
                 raise
             require_csrf(presented, runtime)
-            async with runtime.store.begin() as db:
-                session = await session_of_refresh_token(db, refresh)
-                if session is not None and session.revoked_at is None:
-                    await logout_session(db, session, scope=scope, ip=client.ip, now=utcnow())
+            await logout_by_refresh_token(
+                runtime.store, refresh_token=refresh, scope=scope, ip=client.ip
+            )
             return Response(None, status_code=204, cookies=cleared)
         if via_cookie:
             require_csrf(presented, runtime)
-        async with runtime.store.begin() as db:
-            caller = await authenticate(
-                db, token=token, ring=runtime.keys.ring, settings=runtime.settings
-            )
-            await logout_session(db, caller.session, scope=scope, ip=client.ip, now=utcnow())
+        await logout_caller(
+            runtime.store,
+            access_token=token,
+            ring=runtime.keys.ring,
+            settings=runtime.settings,
+            scope=scope,
+            ip=client.ip,
+        )
         return Response(None, status_code=204, cookies=cleared)
 
     @post(
@@ -231,11 +231,9 @@ class AuthController(Controller):
     )
     async def me(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> MeResponse:
         token, _ = access_credentials(credentials_of(request, runtime), runtime)
-        async with runtime.store() as db:
-            caller = await authenticate(
-                db, token=token, ring=runtime.keys.ring, settings=runtime.settings
-            )
-            me = await describe_caller(db, caller)
+        me = await describe_token_holder(
+            runtime.store, access_token=token, ring=runtime.keys.ring, settings=runtime.settings
+        )
 
         def membership(view: Any) -> MeMembership:
             return MeMembership(view.organization_id, view.org_name, view.role)
