@@ -6,11 +6,16 @@ import importlib.util
 import ipaddress
 import os
 import re
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from yarl import URL
 
 ENV_PREFIX = "GATEWAY_"
 
@@ -21,6 +26,70 @@ _SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 class SettingsError(Exception):
     """A setting has an invalid value; the message is one line naming the variable."""
+
+
+SmtpSecurity = Literal["starttls", "tls", "none"]
+
+# URL scheme -> (how the connection is secured, the port when the URL names none).
+_SMTP_SCHEMES: dict[str, tuple[SmtpSecurity, int]] = {
+    "smtp": ("starttls", 587),
+    "smtps": ("tls", 465),
+    "smtp+insecure": ("none", 25),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpServer:
+    """Where mail goes, parsed once from ``GATEWAY_SMTP_URL``; its repr never shows the password.
+
+    ``security`` is ``starttls`` (``smtp://``: the session must be upgraded with STARTTLS before
+    anything else is said, a server that does not offer it is refused), ``tls`` (``smtps://``:
+    TLS from the first byte) or ``none`` (``smtp+insecure://``: plain SMTP, for a relay on the
+    same host or a test server; it refuses credentials, which would cross the network in clear).
+    """
+
+    security: SmtpSecurity
+    host: str
+    port: int
+    username: str | None = None
+    password: SecretStr | None = field(default=None, repr=False)
+
+
+def parse_smtp_url(value: str) -> SmtpServer:
+    """Parse an SMTP URL; ``ValueError`` with a message that never repeats the URL or password.
+
+    User and password are percent-decoded (``p%40ss`` is ``p@ss``).
+    """
+    try:
+        url = URL(value)
+        port = url.explicit_port
+    except ValueError:
+        raise ValueError("is not a URL such as smtp://user:password@mail.example.com:587") from None
+    scheme = url.scheme.lower()
+    if scheme not in _SMTP_SCHEMES:
+        raise ValueError(
+            "must start with smtp:// (STARTTLS), smtps:// (implicit TLS) or smtp+insecure:// "
+            "(plain SMTP, no credentials: a local relay or a test server)"
+        )
+    security, default_port = _SMTP_SCHEMES[scheme]
+    if not url.host:
+        raise ValueError("must name the mail server's host")
+    if url.path not in ("", "/") or url.query_string or url.fragment:
+        raise ValueError("must hold no path, query string or fragment")
+    if security == "none" and (url.user or url.password):
+        raise ValueError(
+            "smtp+insecure:// takes no user or password (they would be sent in clear): "
+            "use smtp:// (STARTTLS) or smtps://"
+        )
+    if (url.user is None) != (url.password is None):
+        raise ValueError("must hold both a user and a password, or neither")
+    return SmtpServer(
+        security=security,
+        host=url.host,
+        port=port or default_port,
+        username=url.user,
+        password=SecretStr(url.password) if url.password is not None else None,
+    )
 
 
 def _split_list(value: Any) -> Any:
@@ -86,6 +155,18 @@ class Settings(BaseSettings):
     proxy_max_query: int = Field(default=8192, ge=256, le=1024 * 1024)
     body_idle_timeout: float = Field(default=15.0, gt=0, le=600)
     log_level: str = "info"
+    # Accounts: who may sign up, the mail that proves an address, and the links in it.
+    signup: Literal["closed", "invite", "open"] = "closed"
+    require_verified_email: bool = False
+    smtp_url: SecretStr | None = None
+    smtp_timeout: float = Field(default=10.0, gt=0, le=120)
+    mail_from: str | None = None
+    link_base_url: str | None = None
+    mail_templates: str | None = None
+    verify_email_ttl: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
+    password_reset_ttl: int = Field(default=3600, ge=60, le=24 * 3600)
+    invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
+    dev_mode: bool = False
 
     _split_allowed_roles = field_validator(
         "allowed_roles", "trusted_proxies", "postgrest_schemas", "cors_origins", mode="before"
@@ -174,6 +255,59 @@ class Settings(BaseSettings):
             raise ValueError("needs the redis package: install postgrest-gateway[redis]")
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_smtp_url(value.get_secret_value())
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "\r" in value or "\n" in value:
+            raise ValueError("must be one line")
+        _, address = parseaddr(value)
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError:
+            raise ValueError(
+                "must be an address such as accounts@example.com or "
+                "'Example <accounts@example.com>'"
+            ) from None
+        return value
+
+    @field_validator("link_base_url")
+    @classmethod
+    def _link_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = URL(value)
+        except ValueError:
+            raise ValueError("is not a URL") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if url.user is not None or url.password is not None:
+            raise ValueError("must hold no user or password")
+        if url.query_string or url.fragment or "?" in value or "#" in value:
+            raise ValueError("must hold no query string or fragment: the gateway adds ?token=")
+        return str(url).rstrip("/")
+
+    @field_validator("mail_templates")
+    @classmethod
+    def _mail_templates(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        folder = Path(value)
+        if not folder.is_dir():
+            raise ValueError(f"{value!r} is not a folder")
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise ValueError(f"the folder {value!r} cannot be read by this user")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -190,6 +324,21 @@ class Settings(BaseSettings):
                 "GATEWAY_ALLOWED_ROLES"
             )
         return self
+
+    @model_validator(mode="after")
+    def _mail_is_complete(self) -> Settings:
+        if self.smtp_url is not None and (self.mail_from is None or self.link_base_url is None):
+            raise ValueError(
+                "GATEWAY_SMTP_URL needs GATEWAY_MAIL_FROM and GATEWAY_LINK_BASE_URL as well"
+            )
+        return self
+
+    @property
+    def smtp_server(self) -> SmtpServer | None:
+        """``GATEWAY_SMTP_URL`` parsed (validated at start-up), or None: no mail server."""
+        if self.smtp_url is None:
+            return None
+        return parse_smtp_url(self.smtp_url.get_secret_value())
 
     @property
     def is_sqlite(self) -> bool:

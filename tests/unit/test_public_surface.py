@@ -47,6 +47,18 @@ PUBLIC = {
         "cli",
         "main",
     ],
+    "mail": [
+        "KINDS",
+        "KindRules",
+        "MailKind",
+        "MailMessage",
+        "MailNotConfigured",
+        "MailTemplatesError",
+        "MailUnavailable",
+        "Mailer",
+        "build_link",
+        "describe_duration",
+    ],
     "postgrest": [
         "BootstrapPlan",
         "apply_bootstrap",
