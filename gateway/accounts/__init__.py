@@ -1,8 +1,14 @@
-"""Users, organizations, memberships and password hashing: who exists and who belongs where."""
+"""Users, organizations, memberships, passwords and link tokens: who exists, who belongs where."""
 
 from __future__ import annotations
 
-from gateway.accounts.errors import InvalidEmail
+from gateway.accounts.errors import InvalidEmail, LinkTokenRefused
+from gateway.accounts.link_tokens import (
+    issue_link_token,
+    looks_like_link_token,
+    revoke_link_tokens,
+    spend_link_token,
+)
 from gateway.accounts.memberships import add_membership
 from gateway.accounts.organizations import create_organization
 from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing
@@ -11,11 +17,16 @@ from gateway.accounts.users import create_user, get_user_by_email, normalize_ema
 __all__ = [
     "MAX_PASSWORD_BYTES",
     "InvalidEmail",
+    "LinkTokenRefused",
     "PasswordHashing",
     "add_membership",
     "create_organization",
     "create_user",
     "get_user_by_email",
+    "issue_link_token",
+    "looks_like_link_token",
     "normalize_email",
+    "revoke_link_tokens",
     "set_user_status",
+    "spend_link_token",
 ]

@@ -43,3 +43,10 @@ class UserNotFound(NotFound):
 
 class OrganizationNotFound(NotFound):
     code = "organization_not_found"
+
+
+class LinkTokenRefused(InvalidInput):
+    """A link token that cannot be spent: every reason (unknown, malformed, another purpose,
+    expired, used, revoked) gives this one error with one message, so none is told apart."""
+
+    code = "invalid_link_token"

@@ -44,10 +44,14 @@ async def create_user(
     db_role: str | None = None,
     organization_id: int | None = None,
     org_role: str | None = None,
+    email_verified: bool = False,
 ) -> User:
     """Create a user, optionally as a member of an organization, in the caller's transaction.
 
     Every check runs before anything is written, so a refusal leaves the store unchanged.
+    ``email_verified`` says the address is proven (the operator vouches for it in ``gateway
+    users create``; an accepted invitation proved it); a self sign-up leaves it False until the
+    verification link is followed, which sets ``email_verified_at``.
     """
     display_email, email_key = normalize_email(email)
     check_password_policy(password, min_length=settings.password_min_length)
@@ -70,6 +74,7 @@ async def create_user(
         password_hash=await passwords.hash(password),
         status="active",
         db_role=role,
+        email_verified_at=utcnow() if email_verified else None,
     )
     db.add(user)
     await db.flush()

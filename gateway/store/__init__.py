@@ -8,8 +8,10 @@ from gateway.store.ids import ID_MAX, fresh_id
 from gateway.store.lifecycle import describe_url, migrate_store, open_store, ping_store
 from gateway.store.migrate import is_up_to_date
 from gateway.store.models import (
+    LINK_PURPOSES,
     ORG_ROLES,
     USER_STATUSES,
+    LinkToken,
     LoginKnownAddress,
     LoginThrottle,
     Membership,
@@ -24,8 +26,10 @@ from gateway.store.models import (
 
 __all__ = [
     "ID_MAX",
+    "LINK_PURPOSES",
     "ORG_ROLES",
     "USER_STATUSES",
+    "LinkToken",
     "LoginKnownAddress",
     "LoginThrottle",
     "Membership",

@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 USER_STATUSES = ("active", "suspended")
 ORG_ROLES = ("org_admin", "org_client")
+LINK_PURPOSES = ("verify_email", "password_reset", "invitation")
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 AutoIncrementId = BigInteger().with_variant(Integer(), "sqlite")
@@ -96,6 +97,9 @@ class User(Base):
     last_organization_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("organizations.id", ondelete="SET NULL"), nullable=True
     )
+    # When the user proved they receive mail at ``email`` (a verification link, an invitation
+    # accepted, or an operator creating them with the CLI); NULL: not proven.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Membership(Base):
@@ -158,6 +162,43 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     successor_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LinkToken(Base):
+    """A single-use token sent by mail in a link, known only by its SHA-256 hash (hex).
+
+    ``email`` is the address's look-up key (normalised, lower-case) the mail went to;
+    ``user_id`` is the account it acts on (NULL for an invitation to someone without one);
+    ``organization_id``, ``role`` and ``created_by`` say what an invitation grants and who sent
+    it. A token is spent by setting ``used_at``, withdrawn by setting ``revoked_at``.
+    """
+
+    __tablename__ = "link_tokens"
+    __table_args__ = (
+        CheckConstraint(_in("purpose", LINK_PURPOSES), name="purpose"),
+        CheckConstraint(_in("role", ORG_ROLES) + " OR role IS NULL", name="role"),
+        Index(None, "user_id"),
+        Index(None, "email"),
+        Index(None, "expires_at"),
+    )
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    organization_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True
+    )
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuthEvent(Base):

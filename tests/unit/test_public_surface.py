@@ -20,14 +20,19 @@ GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 PUBLIC = {
     "accounts": [
         "InvalidEmail",
+        "LinkTokenRefused",
         "MAX_PASSWORD_BYTES",
         "PasswordHashing",
         "add_membership",
         "create_organization",
         "create_user",
         "get_user_by_email",
+        "issue_link_token",
+        "looks_like_link_token",
         "normalize_email",
+        "revoke_link_tokens",
         "set_user_status",
+        "spend_link_token",
     ],
     "asgi": [
         "ASGIApp",
@@ -112,6 +117,8 @@ PUBLIC = {
     ],
     "store": [
         "ID_MAX",
+        "LINK_PURPOSES",
+        "LinkToken",
         "LoginKnownAddress",
         "LoginThrottle",
         "Membership",
