@@ -1,4 +1,4 @@
-"""Link tokens on SQLite and PostgreSQL: spent once, refused alike for every reason, never stored."""
+"""Link tokens on SQLite and PostgreSQL: spent once, refused alike for every reason, not stored."""
 
 from __future__ import annotations
 
