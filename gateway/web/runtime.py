@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.accounts import PasswordHashing
 from gateway.errors import StoreUnavailable
+from gateway.mail import Mailer
 from gateway.proxy import MountDependencies, VerifiedTokens, make_client_session
 from gateway.revocation import Revocations
 from gateway.sessions import PasswordCheck, TokenIssuer
@@ -36,6 +37,8 @@ class Runtime:
     dummy_hash: str
     http: aiohttp.ClientSession
     revocations: Revocations
+    # Account mail (verification, reset, invitations); made once, its templates checked at start.
+    mailer: Mailer
     # Parts of the above (and the mount's token cache), as the PostgREST mount gets them.
     mount_dependencies: MountDependencies
     _refresh_key: bytes | None = field(default=None)
@@ -44,6 +47,7 @@ class Runtime:
     async def start(cls, settings: Settings) -> Runtime:
         # No connection to the store is made here: a store that is down at start-up makes
         # /readyz answer 503 until it comes back, instead of a crash loop.
+        mailer = Mailer(settings=settings)
         engine = make_engine(settings)
         passwords = PasswordHashing(
             workers=settings.password_hash_workers, niceness=settings.password_hash_niceness
@@ -68,6 +72,7 @@ class Runtime:
             dummy_hash=dummy_hash,
             http=http,
             revocations=revocations,
+            mailer=mailer,
             mount_dependencies=MountDependencies(
                 keys=keys,
                 tokens=VerifiedTokens(
