@@ -87,8 +87,16 @@ async def create_user(
 async def get_user_by_email(*, db: AsyncSession, email: str) -> User:
     _, email_key = normalize_email(email)
     user = await db.scalar(select(User).where(User.email_normalized == email_key))
-    if user is None:
+    if user is None or user.deleted_at is not None:
         raise UserNotFound("There is no user with that email address.")
+    return user
+
+
+async def get_user_by_id(*, db: AsyncSession, user_id: int) -> User:
+    """The user with that id; a deleted user is not found (its row is only a tombstone)."""
+    user = await db.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise UserNotFound("There is no user with that id.")
     return user
 
 

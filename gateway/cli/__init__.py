@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.cli import (  # noqa: F401  (importing a module registers its commands)
+    admin_keys,
     db,
     keys,
     members,

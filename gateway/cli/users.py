@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.accounts import PasswordHashing, create_user, set_user_status
+from gateway.accounts import (
+    PasswordHashing,
+    create_user,
+    delete_user,
+    get_user_by_email,
+    set_user_status,
+)
 from gateway.cli._base import (
     cli,
     emit,
@@ -15,7 +21,7 @@ from gateway.cli._base import (
     read_line_from_stdin,
     settings,
 )
-from gateway.store import ID_MAX, User
+from gateway.store import ID_MAX, User, utcnow
 
 
 @cli.group()
@@ -117,3 +123,20 @@ def _status_command(name: str, status: str, summary: str) -> None:
 
 _status_command("suspend", "suspended", "Suspend EMAIL: they can no longer sign in.")
 _status_command("activate", "active", "Reactivate the suspended user EMAIL.")
+
+
+@users.command("delete")
+@click.argument("email")
+@click.option("--yes", is_flag=True, required=True, help="Confirm: this cannot be undone.")
+@json_option
+def delete(email: str, yes: bool, as_json: bool) -> None:
+    """Delete EMAIL: every session ends at once, the email, password and addresses are removed;
+    audit rows keep the numeric id only. Refused for the last org_admin of an organization."""
+
+    async def work(db: AsyncSession) -> dict[str, object]:
+        user = await get_user_by_email(db=db, email=email)
+        await delete_user(db, user_id=user.id, now=utcnow())
+        return {"user_id": user.id, "deleted": True}
+
+    document = in_transaction(work)
+    emit(document, as_json=as_json, text=f"deleted user {document['user_id']}")

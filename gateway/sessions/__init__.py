@@ -6,6 +6,7 @@ from gateway.sessions.cookies import CSRF_HEADER, CookieNames, cookie_names
 from gateway.sessions.credentials import (
     Presented,
     access_token,
+    bearer_token,
     check_csrf,
     cookie,
     needs_csrf,
@@ -38,6 +39,7 @@ __all__ = [
     "UserSuspended",
     "access_token",
     "authenticate",
+    "bearer_token",
     "check_csrf",
     "cookie",
     "cookie_names",

@@ -20,6 +20,7 @@ from gateway.proxy import MountDependencies, PostgrestMount
 from gateway.settings import Settings, load_settings
 from gateway.web import health
 from gateway.web import keys as key_routes
+from gateway.web.admin import AdminController
 from gateway.web.api_docs import api_docs
 from gateway.web.auth import AuthController, auth_rate_limit
 from gateway.web.cors import cors_middleware
@@ -96,10 +97,10 @@ def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterH
     postgrest = asgi(
         path=settings.proxy_prefix, is_mount=True, copy_scope=False, include_in_schema=False
     )(mount)
-    # The per-address limit guards the sign-in endpoints only, not PostgREST traffic.
+    # The per-address limit guards /auth and /admin, not PostgREST traffic.
     auth = Router(
         path="/",
-        route_handlers=[AuthController],
+        route_handlers=[AuthController, AdminController],
         middleware=[auth_rate_limit(settings).middleware],
     )
     return [

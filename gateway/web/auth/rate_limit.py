@@ -11,7 +11,7 @@ from gateway.asgi import Scope, client_address_of, parse_networks
 
 
 def auth_rate_limit(settings: Any) -> RateLimitConfig:
-    """Per-client-address limit on /auth/* (a second line behind the per-account lockout)."""
+    """Per-client-address limit on /auth/* and /admin/* (behind the per-account lockout)."""
     networks = parse_networks(tuple(settings.trusted_proxies))
 
     def identify(request: Request[Any, Any, Any]) -> str:
@@ -19,7 +19,7 @@ def auth_rate_limit(settings: Any) -> RateLimitConfig:
         return address or "unknown"
 
     def only_auth(request: Request[Any, Any, Any]) -> bool:
-        return request.url.path.startswith("/auth/")
+        return request.url.path.startswith(("/auth/", "/admin/"))
 
     return RateLimitConfig(
         rate_limit=("minute", settings.auth_rate_limit),
