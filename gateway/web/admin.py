@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts import (
@@ -24,7 +24,7 @@ from gateway.web.auth.openapi import BAD_INPUT, THROTTLED, error_answers
 from gateway.web.runtime import RuntimeDep
 
 UserId = Annotated[int, Parameter(ge=1, le=ID_MAX)]
-Query = Annotated[str | None, Parameter(query="q", max_length=320)]
+Query = Annotated[str | None, QueryParameter(name="q", max_length=320)]
 Limit = Annotated[int, Parameter(ge=1, le=200)]
 After = Annotated[int | None, Parameter(ge=0, le=ID_MAX)]
 
