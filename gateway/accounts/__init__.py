@@ -2,31 +2,81 @@
 
 from __future__ import annotations
 
-from gateway.accounts.errors import InvalidEmail, LinkTokenRefused
+from gateway.accounts.errors import (
+    InvalidCursor,
+    InvalidEmail,
+    LastOrgAdmin,
+    LinkTokenRefused,
+    NotAnOrgAdmin,
+    SignupClosed,
+)
+from gateway.accounts.invitations import (
+    InvitationView,
+    SentInvitation,
+    invite,
+    list_invitations,
+    revoke_invitation,
+)
 from gateway.accounts.link_tokens import (
     issue_link_token,
     looks_like_link_token,
     revoke_link_tokens,
     spend_link_token,
 )
+from gateway.accounts.members import (
+    MAX_PAGE,
+    MemberPage,
+    MemberView,
+    leave_organization,
+    list_members,
+    remove_member,
+    set_member_role,
+)
 from gateway.accounts.memberships import add_membership
+from gateway.accounts.org_admin import (
+    OrganizationView,
+    create_own_organization,
+    list_organizations,
+    rename_organization,
+)
 from gateway.accounts.organizations import create_organization
-from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing
+from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing, check_password_policy
 from gateway.accounts.users import create_user, get_user_by_email, normalize_email, set_user_status
 
 __all__ = [
+    "MAX_PAGE",
     "MAX_PASSWORD_BYTES",
+    "InvalidCursor",
     "InvalidEmail",
+    "InvitationView",
+    "LastOrgAdmin",
     "LinkTokenRefused",
+    "MemberPage",
+    "MemberView",
+    "NotAnOrgAdmin",
+    "OrganizationView",
     "PasswordHashing",
+    "SentInvitation",
+    "SignupClosed",
     "add_membership",
+    "check_password_policy",
     "create_organization",
+    "create_own_organization",
     "create_user",
     "get_user_by_email",
+    "invite",
     "issue_link_token",
+    "leave_organization",
+    "list_invitations",
+    "list_members",
+    "list_organizations",
     "looks_like_link_token",
     "normalize_email",
+    "remove_member",
+    "rename_organization",
+    "revoke_invitation",
     "revoke_link_tokens",
+    "set_member_role",
     "set_user_status",
     "spend_link_token",
 ]
