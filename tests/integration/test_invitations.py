@@ -54,7 +54,7 @@ def last_token(inbox: Inbox) -> str:
 
 async def invite(
     client: Client, organization_id: int, email: str, role: str = "org_client"
-) -> dict:
+) -> dict[str, Any]:
     ada = (await login(client))["access_token"]
     answer = await client.post(
         f"/auth/organizations/{organization_id}/invitations",
@@ -189,9 +189,7 @@ async def test_an_expired_invitation_is_refused(
     await invite(mail_client, accounts.acme, "late@example.com")
     token = last_token(inbox[1])
     async with store_of(mail_client) as db:
-        await db.execute(
-            update(LinkToken).values(expires_at=utcnow() - timedelta(seconds=1))
-        )
+        await db.execute(update(LinkToken).values(expires_at=utcnow() - timedelta(seconds=1)))
     refused = await mail_client.post(
         "/auth/invitations/accept", json={"token": token, "password": NEW_PASSWORD}
     )
