@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.cli import (  # noqa: F401  (importing a module registers its commands)
     db,
+    invitations,
     keys,
     members,
     orgs,

@@ -75,7 +75,9 @@ async def test_an_invitation_is_mailed_listed_and_withdrawn(
     token = last_token(received)
     assert token not in str(made)
     assert received.envelopes[-1][1] == ["New@example.com"]
-    assert "Acme" in received.messages[-1].get_body(preferencelist=("plain",)).get_content()
+    text = received.messages[-1].get_body(preferencelist=("plain",))
+    assert text is not None
+    assert "Acme" in text.get_content()
 
     ada = (await login(mail_client))["access_token"]
     url = f"/auth/organizations/{accounts.acme}/invitations"
