@@ -11,18 +11,47 @@ from gateway.accounts.admin_keys import (
     list_admin_keys,
     revoke_admin_key,
 )
-from gateway.accounts.deletion import LastAdminOfOrganization, delete_user
+from gateway.accounts.deletion import delete_user
 from gateway.accounts.directory import search_organizations, search_users
-from gateway.accounts.errors import InvalidEmail, LinkTokenRefused
+from gateway.accounts.errors import (
+    InvalidCursor,
+    InvalidEmail,
+    LastOrgAdmin,
+    LinkTokenRefused,
+    NotAnOrgAdmin,
+    SignupClosed,
+)
+from gateway.accounts.invitations import (
+    InvitationView,
+    SentInvitation,
+    invite,
+    list_invitations,
+    revoke_invitation,
+)
 from gateway.accounts.link_tokens import (
     issue_link_token,
     looks_like_link_token,
     revoke_link_tokens,
     spend_link_token,
 )
+from gateway.accounts.members import (
+    MAX_PAGE,
+    MemberPage,
+    MemberView,
+    leave_organization,
+    list_members,
+    remove_member,
+    set_member_role,
+)
 from gateway.accounts.memberships import add_membership
+from gateway.accounts.org_admin import (
+    OrganizationView,
+    create_own_organization,
+    list_organizations,
+    rename_organization,
+)
 from gateway.accounts.organizations import create_organization
-from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing
+from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing, check_password_policy
 from gateway.accounts.users import (
     create_user,
     get_user_by_email,
@@ -33,29 +62,49 @@ from gateway.accounts.users import (
 
 __all__ = [
     "ADMIN_SCOPES",
+    "MAX_PAGE",
     "MAX_PASSWORD_BYTES",
     "AdminScopeMissing",
     "InvalidAdminKey",
+    "InvalidCursor",
     "InvalidEmail",
-    "LastAdminOfOrganization",
+    "InvitationView",
+    "LastOrgAdmin",
     "LinkTokenRefused",
+    "MemberPage",
+    "MemberView",
+    "NotAnOrgAdmin",
+    "OrganizationView",
     "PasswordHashing",
+    "SentInvitation",
+    "SignupClosed",
     "add_membership",
     "authorize_admin_key",
+    "check_password_policy",
     "create_admin_key",
     "create_organization",
+    "create_own_organization",
     "create_user",
     "delete_user",
     "get_user_by_email",
     "get_user_by_id",
+    "invite",
     "issue_link_token",
+    "leave_organization",
     "list_admin_keys",
+    "list_invitations",
+    "list_members",
+    "list_organizations",
     "looks_like_link_token",
     "normalize_email",
+    "remove_member",
+    "rename_organization",
     "revoke_admin_key",
+    "revoke_invitation",
     "revoke_link_tokens",
     "search_organizations",
     "search_users",
+    "set_member_role",
     "set_user_status",
     "spend_link_token",
 ]

@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.accounts.errors import UserNotFound
-from gateway.errors import Conflict
+from gateway.accounts.errors import LastOrgAdmin, UserNotFound
 from gateway.revocation import announce_revocation, revoke_user_sessions
 from gateway.store import (
     AuthEvent,
@@ -26,10 +25,6 @@ _DELETED_DOMAIN = "deleted.invalid"
 # Not an argon2 hash: verification of any password against it fails (PasswordHashing treats a
 # malformed hash as a mismatch), so the row can never sign in again.
 _NO_PASSWORD = "!deleted"  # noqa: S105 - not a password: one that no password matches
-
-
-class LastAdminOfOrganization(Conflict):
-    code = "last_org_admin"
 
 
 async def delete_user(db: AsyncSession, *, user_id: int, now: datetime) -> User:
@@ -94,7 +89,7 @@ async def _refuse_last_admin(db: AsyncSession, user_id: int) -> None:
     ).all()
     sole = sorted(organization_id for organization_id, count in admins if count <= 1)
     if sole:
-        raise LastAdminOfOrganization(
+        raise LastOrgAdmin(
             f"The user is the last org_admin of organization {sole[0]}: make another member "
             "org_admin first."
         )

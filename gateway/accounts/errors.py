@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 
 
 class InvalidEmail(InvalidInput):
@@ -50,3 +50,42 @@ class LinkTokenRefused(InvalidInput):
     expired, used, revoked) gives this one error with one message, so none is told apart."""
 
     code = "invalid_link_token"
+
+
+class Forbidden(GatewayError):
+    status = 403
+
+
+class NotAnOrgAdmin(Forbidden):
+    """Also the answer for an organization the caller does not belong to, or that does not
+    exist: an outsider must not learn which organization ids are taken."""
+
+    code = "not_org_admin"
+
+
+class NotAnOrgMember(Forbidden):
+    code = "not_a_member"
+
+
+class OrganizationCreationClosed(Forbidden):
+    code = "organization_creation_closed"
+
+
+class SignupClosed(Forbidden):
+    code = "signup_closed"
+
+
+class LastOrgAdmin(Conflict):
+    code = "last_org_admin"
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+
+
+class InvitationNotFound(NotFound):
+    code = "invitation_not_found"
+
+
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from gateway.revocation.ending import revoke_replacements, revoke_session, revoke_user_sessions
+from gateway.revocation.ending import (
+    revoke_organization_sessions,
+    revoke_replacements,
+    revoke_session,
+    revoke_user_sessions,
+)
 from gateway.revocation.feed import Revocations, announce_revocation
 
 __all__ = [
     "Revocations",
     "announce_revocation",
+    "revoke_organization_sessions",
     "revoke_replacements",
     "revoke_session",
     "revoke_user_sessions",

@@ -48,3 +48,27 @@ async def revoke_user_sessions(
     for session in sessions:
         await revoke_session(db, session, reason=reason, now=now)
     return [session.id for session in sessions]
+
+
+async def revoke_organization_sessions(
+    db: AsyncSession, *, user_id: int, organization_id: int, reason: str, now: datetime
+) -> list[str]:
+    """Revoke the user's live sessions that act for one organization; returns their ids.
+
+    Their sessions in other organizations (and ones in none) stay: removing a member of one
+    organization, or lowering their role in it, must not sign them out of the others.
+    """
+    sessions = (
+        await db.scalars(
+            select(Session)
+            .where(
+                Session.user_id == user_id,
+                Session.organization_id == organization_id,
+                Session.revoked_at.is_(None),
+            )
+            .with_for_update()
+        )
+    ).all()
+    for session in sessions:
+        await revoke_session(db, session, reason=reason, now=now)
+    return [session.id for session in sessions]

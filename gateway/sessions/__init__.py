@@ -19,6 +19,7 @@ from gateway.sessions.errors import (
     SessionRevoked,
     UserSuspended,
 )
+from gateway.sessions.invitations import accept_invitation
 from gateway.sessions.issuing import ClientInfo, IssuedTokens, TokenIssuer
 from gateway.sessions.login import PasswordCheck, login
 from gateway.sessions.logout import logout_by_refresh_token, logout_caller
@@ -37,6 +38,7 @@ __all__ = [
     "SessionRevoked",
     "TokenIssuer",
     "UserSuspended",
+    "accept_invitation",
     "access_token",
     "authenticate",
     "bearer_token",
