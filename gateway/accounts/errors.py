@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.errors import Conflict, InvalidInput, NotFound
+from gateway.errors import Conflict, GatewayError, InvalidInput, NotFound
 
 
 class InvalidEmail(InvalidInput):
@@ -50,3 +50,14 @@ class LinkTokenRefused(InvalidInput):
     expired, used, revoked) gives this one error with one message, so none is told apart."""
 
     code = "invalid_link_token"
+
+
+class SignupClosed(GatewayError):
+    """GATEWAY_SIGNUP is closed or invite: nobody signs themselves up, whatever the email."""
+
+    code = "signup_closed"
+    status = 403
+
+
+class EmailAlreadyVerified(Conflict):
+    code = "email_already_verified"
