@@ -12,7 +12,7 @@ from gateway.accounts.link_tokens import (
 from gateway.accounts.memberships import add_membership
 from gateway.accounts.organizations import create_organization
 from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing
-from gateway.accounts.signup import sign_up
+from gateway.accounts.signup import sign_up, signup_refusal
 from gateway.accounts.users import (
     create_user,
     get_user_by_email,
@@ -40,6 +40,7 @@ __all__ = [
     "revoke_link_tokens",
     "set_user_status",
     "sign_up",
+    "signup_refusal",
     "spend_link_token",
     "verify_email",
 ]

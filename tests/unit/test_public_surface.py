@@ -36,6 +36,7 @@ PUBLIC = {
         "revoke_link_tokens",
         "set_user_status",
         "sign_up",
+        "signup_refusal",
         "spend_link_token",
         "verify_email",
     ],

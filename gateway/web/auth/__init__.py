@@ -1,8 +1,9 @@
-"""The /auth endpoints: sign-in, refresh, logout, organization switch, the caller's view."""
+"""The /auth endpoints: sign-in, refresh, logout, switching, the caller's view, sign-up."""
 
 from __future__ import annotations
 
 from gateway.web.auth.controller import AuthController
 from gateway.web.auth.rate_limit import auth_rate_limit
+from gateway.web.auth.signup import SignupController
 
-__all__ = ["AuthController", "auth_rate_limit"]
+__all__ = ["AuthController", "SignupController", "auth_rate_limit"]
