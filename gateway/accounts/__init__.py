@@ -52,13 +52,16 @@ from gateway.accounts.org_admin import (
 )
 from gateway.accounts.organizations import create_organization
 from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing, check_password_policy
+from gateway.accounts.signup import sign_up, signup_refusal
 from gateway.accounts.users import (
     create_user,
     get_user_by_email,
     get_user_by_id,
+    list_users,
     normalize_email,
     set_user_status,
 )
+from gateway.accounts.verification import mark_email_verified, resend_verification, verify_email
 
 __all__ = [
     "ADMIN_SCOPES",
@@ -95,10 +98,13 @@ __all__ = [
     "list_invitations",
     "list_members",
     "list_organizations",
+    "list_users",
     "looks_like_link_token",
+    "mark_email_verified",
     "normalize_email",
     "remove_member",
     "rename_organization",
+    "resend_verification",
     "revoke_admin_key",
     "revoke_invitation",
     "revoke_link_tokens",
@@ -106,5 +112,8 @@ __all__ = [
     "search_users",
     "set_member_role",
     "set_user_status",
+    "sign_up",
+    "signup_refusal",
     "spend_link_token",
+    "verify_email",
 ]

@@ -72,6 +72,8 @@ class OrganizationCreationClosed(Forbidden):
 
 
 class SignupClosed(Forbidden):
+    """GATEWAY_SIGNUP is closed or invite: nobody signs themselves up, whatever the email."""
+
     code = "signup_closed"
 
 
@@ -89,3 +91,7 @@ class InvitationNotFound(NotFound):
 
 class InvalidCursor(InvalidInput):
     code = "invalid_cursor"
+
+
+class EmailAlreadyVerified(Conflict):
+    code = "email_already_verified"

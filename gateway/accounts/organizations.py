@@ -30,11 +30,16 @@ def clean_organization_name(name: str) -> str:
     return name
 
 
-async def create_organization(*, db: AsyncSession, name: str) -> Organization:
-    name = clean_organization_name(name)
+async def check_organization_name_free(db: AsyncSession, name: str) -> None:
+    """Refuse a (cleaned) name that another organization has (409 organization_name_taken)."""
     taken = await db.scalar(select(Organization.id).where(Organization.name == name))
     if taken is not None:
         raise OrganizationNameTaken(f"An organization named {name!r} already exists.")
+
+
+async def create_organization(*, db: AsyncSession, name: str) -> Organization:
+    name = clean_organization_name(name)
+    await check_organization_name_free(db, name)
     organization = Organization(id=await fresh_id(db, Organization), name=name)
     db.add(organization)
     await db.flush()

@@ -67,20 +67,41 @@ async def create_user(
     if await db.scalar(select(User.id).where(User.email_normalized == email_key)) is not None:
         raise EmailTaken("A user with that email address already exists.")
 
+    user = await insert_user(
+        db,
+        display_email=display_email,
+        email_key=email_key,
+        password_hash=await passwords.hash(password),
+        db_role=role,
+        email_verified=email_verified,
+    )
+    if organization_id is not None and org_role is not None:
+        await add_membership(db=db, user=user, organization_id=organization_id, role=org_role)
+    return user
+
+
+async def insert_user(
+    db: AsyncSession,
+    *,
+    display_email: str,
+    email_key: str,
+    password_hash: str,
+    db_role: str,
+    email_verified: bool,
+) -> User:
+    """Write a user whose every field is already checked (and whose password is hashed)."""
     user = User(
         id=await fresh_id(db, User),
         email=display_email,
         email_normalized=email_key,
-        password_hash=await passwords.hash(password),
+        password_hash=password_hash,
         status="active",
-        db_role=role,
+        db_role=db_role,
         email_verified_at=utcnow() if email_verified else None,
     )
     db.add(user)
     await db.flush()
     record_event(db, "user_created", user_id=user.id)
-    if organization_id is not None and org_role is not None:
-        await add_membership(db=db, user=user, organization_id=organization_id, role=org_role)
     return user
 
 
@@ -98,6 +119,15 @@ async def get_user_by_id(*, db: AsyncSession, user_id: int) -> User:
     if user is None or user.deleted_at is not None:
         raise UserNotFound("There is no user with that id.")
     return user
+
+
+async def list_users(*, db: AsyncSession, limit: int, after_id: int | None = None) -> list[User]:
+    """Up to ``limit`` users in id order, after ``after_id``: pages that a concurrent sign-up
+    cannot shift (keyset pagination, unlike an offset)."""
+    query = select(User).where(User.deleted_at.is_(None)).order_by(User.id).limit(limit)
+    if after_id is not None:
+        query = query.where(User.id > after_id)
+    return list(await db.scalars(query))
 
 
 async def set_user_status(*, db: AsyncSession, email: str, status: str) -> User:

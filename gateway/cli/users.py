@@ -10,6 +10,8 @@ from gateway.accounts import (
     create_user,
     delete_user,
     get_user_by_email,
+    list_users,
+    mark_email_verified,
     set_user_status,
 )
 from gateway.cli._base import (
@@ -36,6 +38,9 @@ def user_document(user: User) -> dict[str, object]:
         "status": user.status,
         "db_role": user.db_role,
         "created_at": user.created_at.isoformat(),
+        "email_verified_at": (
+            user.email_verified_at.isoformat() if user.email_verified_at is not None else None
+        ),
     }
 
 
@@ -140,3 +145,56 @@ def delete(email: str, yes: bool, as_json: bool) -> None:
 
     document = in_transaction(work)
     emit(document, as_json=as_json, text=f"deleted user {document['user_id']}")
+
+
+@users.command("verify")
+@click.argument("email")
+@json_option
+def verify(email: str, as_json: bool) -> None:
+    """Mark EMAIL's address verified (as its verification link would); idempotent."""
+
+    async def work(db: AsyncSession) -> dict[str, object]:
+        return user_document(await mark_email_verified(db=db, email=email))
+
+    document = in_transaction(work)
+    emit(document, as_json=as_json, text=f"{document['email']} is verified")
+
+
+@users.command("list")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help="At most this many users.",
+)
+@click.option(
+    "--after",
+    "after_id",
+    type=click.IntRange(1, ID_MAX),
+    help="Start after this user id (the last one of the previous page).",
+)
+@json_option
+def list_command(limit: int, after_id: int | None, as_json: bool) -> None:
+    """The users in id order, a page at a time."""
+
+    async def work(db: AsyncSession) -> list[dict[str, object]]:
+        return [
+            user_document(user) for user in await list_users(db=db, limit=limit, after_id=after_id)
+        ]
+
+    documents = in_transaction(work)
+    # A full page may have a successor; a short one is the last.
+    after = documents[-1]["user_id"] if len(documents) == limit else None
+    lines = [
+        f"{user['user_id']}  {user['email']}  {user['status']}"
+        + ("" if user["email_verified_at"] else "  (unverified)")
+        for user in documents
+    ]
+    if after is not None:
+        lines.append(f"more: --after {after}")
+    emit(
+        {"users": documents, "next_after": after},
+        as_json=as_json,
+        text="\n".join(lines) or "no users",
+    )

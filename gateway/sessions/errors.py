@@ -38,6 +38,11 @@ class UserSuspended(GatewayError):
     status = 403
 
 
+class EmailNotVerified(GatewayError):
+    code = "email_not_verified"
+    status = 403
+
+
 class NotAMember(GatewayError):
     code = "not_a_member"
     status = 403

@@ -19,7 +19,7 @@ from gateway.sessions._throttle import (
     remember_address,
     reserve_attempt,
 )
-from gateway.sessions.errors import InvalidCredentials, UserSuspended
+from gateway.sessions.errors import EmailNotVerified, InvalidCredentials, UserSuspended
 from gateway.sessions.issuing import ClientInfo, Grant, IssuedTokens, TokenIssuer, start_session
 from gateway.settings import Settings
 from gateway.store import User, record_event, utcnow
@@ -89,6 +89,19 @@ def refuse_suspended(user: User) -> Refused | None:
     return None
 
 
+def refuse_unverified(user: User, *, require_verified_email: bool) -> Refused | None:
+    """GATEWAY_REQUIRE_VERIFIED_EMAIL: an unproven address learns so only after the right
+    password, like a suspension. Sessions already granted are not ended by it (refresh and
+    switching do not ask), so turning the setting on signs nobody out."""
+    if require_verified_email and user.email_verified_at is None:
+        return Refused(
+            EmailNotVerified(
+                "Confirm your email address first: follow the link in the verification mail."
+            )
+        )
+    return None
+
+
 def admit(
     user: User, memberships: list[MembershipView], organization_id: int | None
 ) -> Admitted | Refused:
@@ -114,8 +127,8 @@ async def login(
 
     An unknown email costs exactly what a wrong password costs: one argon2 verification (against
     a dummy hash made at start-up with today's parameters) and the same 401, so neither the
-    answer nor its timing tells which emails have accounts. A suspended user learns so only
-    after giving the right password.
+    answer nor its timing tells which emails have accounts. A suspended user, and with
+    GATEWAY_REQUIRE_VERIFIED_EMAIL an unverified one, learns so only after the right password.
 
     The attempt is reserved (counted as a failure) before the password is verified, so a burst
     of concurrent attempts gets no more verifications than the budget; those over it get the
@@ -150,6 +163,7 @@ async def login(
             client=client,
             now=now,
             session_ttl=settings.refresh_token_ttl,
+            require_verified_email=settings.require_verified_email,
         )
         if isinstance(outcome, Grant):
             await remember_address(db, key, address, now=now, settings=settings)
@@ -187,11 +201,14 @@ async def _sign_in(
     client: ClientInfo,
     now: datetime,
     session_ttl: int,
+    require_verified_email: bool,
 ) -> Grant | Refused:
     """The right password was given: start a session, or record why there is none."""
     user = await db.get(User, user_id, with_for_update=True)
     assert user is not None
-    outcome: Admitted | Refused | None = refuse_suspended(user)
+    outcome: Admitted | Refused | None = refuse_suspended(user) or refuse_unverified(
+        user, require_verified_email=require_verified_email
+    )
     if outcome is None:
         await passwords.upgrade(user, password)
         outcome = admit(user, await memberships_of(db, user.id), organization_id)

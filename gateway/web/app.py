@@ -22,7 +22,12 @@ from gateway.web import health
 from gateway.web import keys as key_routes
 from gateway.web.admin import AdminController
 from gateway.web.api_docs import api_docs
-from gateway.web.auth import AuthController, OrganizationsController, auth_rate_limit
+from gateway.web.auth import (
+    AuthController,
+    OrganizationsController,
+    SignupController,
+    auth_rate_limit,
+)
 from gateway.web.cors import cors_middleware
 from gateway.web.errors import exception_handlers, json_not_found
 from gateway.web.front_door import FrontDoor
@@ -100,7 +105,7 @@ def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterH
     # The per-address limit guards /auth and /admin, not PostgREST traffic.
     auth = Router(
         path="/",
-        route_handlers=[AuthController, OrganizationsController, AdminController],
+        route_handlers=[AuthController, SignupController, OrganizationsController, AdminController],
         middleware=[auth_rate_limit(settings).middleware],
     )
     return [

@@ -22,7 +22,14 @@ from gateway.sessions._refresh_decision import (
     standing_of,
     switch_spend,
 )
-from gateway.sessions.login import Admitted, PasswordCheck, Refused, admit, refuse_suspended
+from gateway.sessions.login import (
+    Admitted,
+    PasswordCheck,
+    Refused,
+    admit,
+    refuse_suspended,
+    refuse_unverified,
+)
 from gateway.sessions.switching import mismatch
 from gateway.store.models import Session, User
 
@@ -33,8 +40,15 @@ ACME = MembershipView(organization_id=11, org_name="Acme", role="org_admin")
 GLOBEX = MembershipView(organization_id=22, org_name="Globex", role="org_client")
 
 
-def user(*, status: str = "active", last_organization_id: int | None = None) -> User:
-    return User(id=7, status=status, last_organization_id=last_organization_id)
+def user(
+    *, status: str = "active", last_organization_id: int | None = None, verified: bool = True
+) -> User:
+    return User(
+        id=7,
+        status=status,
+        last_organization_id=last_organization_id,
+        email_verified_at=NOW - timedelta(days=1) if verified else None,
+    )
 
 
 def session(
@@ -307,6 +321,27 @@ def test_a_suspended_user_is_refused_and_the_audit_says_why() -> None:
     assert refused(outcome.error) == (403, "user_suspended")
     assert outcome.error.message == "This account is suspended."
     assert refuse_suspended(user()) is None
+
+
+VERIFIED_EMAIL_RULES = [
+    ("a verified address, verification required", True, True, None),
+    ("an unverified address, verification required", False, True, (403, "email_not_verified")),
+    ("an unverified address, verification not required", False, False, None),
+    ("a verified address, verification not required", True, False, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("verified", "required", "answer"),
+    [row[1:] for row in VERIFIED_EMAIL_RULES],
+    ids=[row[0] for row in VERIFIED_EMAIL_RULES],
+)
+def test_an_unverified_address_is_refused_after_the_right_password_only_when_required(
+    verified: bool, required: bool, answer: tuple[int, str] | None
+) -> None:
+    outcome = refuse_unverified(user(verified=verified), require_verified_email=required)
+
+    assert refused(outcome.error if outcome is not None else None) == answer
 
 
 SIGN_INS: list[tuple[str, User, list[MembershipView], int | None, object]] = [

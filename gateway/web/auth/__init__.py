@@ -1,9 +1,10 @@
-"""The /auth endpoints: sign-in, refresh, logout, organization switch, the caller's view."""
+"""The /auth endpoints: sign-in, refresh, logout, switching, the caller's view, sign-up."""
 
 from __future__ import annotations
 
 from gateway.web.auth.controller import AuthController
 from gateway.web.auth.organizations import OrganizationsController
 from gateway.web.auth.rate_limit import auth_rate_limit
+from gateway.web.auth.signup import SignupController
 
-__all__ = ["AuthController", "OrganizationsController", "auth_rate_limit"]
+__all__ = ["AuthController", "OrganizationsController", "SignupController", "auth_rate_limit"]

@@ -245,6 +245,10 @@ class AuthController(Controller):
                 status=me.user.status,
                 db_role=me.user.db_role,
                 created_at=me.user.created_at.isoformat(),
+                email_verified=me.user.email_verified_at is not None,
+                email_verified_at=(
+                    me.user.email_verified_at.isoformat() if me.user.email_verified_at else None
+                ),
             ),
             memberships=[membership(m) for m in me.memberships],
             organization=membership(me.current) if me.current else None,

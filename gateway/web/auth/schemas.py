@@ -77,6 +77,9 @@ class MeUser(msgspec.Struct):
     status: str
     db_role: str
     created_at: str
+    email_verified: bool
+    #: When the address was proven (ISO 8601), or null.
+    email_verified_at: str | None
 
 
 class MeMembership(msgspec.Struct):
