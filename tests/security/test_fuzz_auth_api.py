@@ -76,9 +76,20 @@ def test_every_auth_operation_survives_fuzzing_and_answers_as_documented(
             operations.append(result.ok())
         labels = sorted(operation.label for operation in operations)
         assert labels == [
+            "DELETE /auth/organizations/{organization_id}/invitations/{invitation_id}",
+            "DELETE /auth/organizations/{organization_id}/members/{user_id}",
             "GET /auth/me",
+            "GET /auth/organizations",
+            "GET /auth/organizations/{organization_id}/invitations",
+            "GET /auth/organizations/{organization_id}/members",
+            "PATCH /auth/organizations/{organization_id}",
+            "PATCH /auth/organizations/{organization_id}/members/{user_id}",
+            "POST /auth/invitations/accept",
             "POST /auth/login",
             "POST /auth/logout",
+            "POST /auth/organizations",
+            "POST /auth/organizations/{organization_id}/invitations",
+            "POST /auth/organizations/{organization_id}/leave",
             "POST /auth/refresh",
             "POST /auth/signup",
             "POST /auth/switch-organization",
@@ -97,8 +108,8 @@ def test_every_auth_operation_survives_fuzzing_and_answers_as_documented(
     report = ", ".join(f"{label}: {count}" for label, count in sorted(ran.items()))
     print(f"schemathesis ran {sum(ran.values())} cases ({report})")
     # GET /auth/me and the resend take no input: one case per variant is all there is.
-    no_input = ("GET /auth/me", "POST /auth/verify-email/resend")
-    assert len(ran) == 15, ran
+    no_input = ("GET /auth/me", "GET /auth/organizations", "POST /auth/verify-email/resend")
+    assert len(ran) == 2 * len(labels) - 1, ran
     assert all(
         count == MAX_EXAMPLES
         for label, count in ran.items()
