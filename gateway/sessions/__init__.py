@@ -21,6 +21,7 @@ from gateway.sessions.errors import (
 from gateway.sessions.issuing import ClientInfo, IssuedTokens, TokenIssuer
 from gateway.sessions.login import PasswordCheck, login
 from gateway.sessions.logout import logout_by_refresh_token, logout_caller
+from gateway.sessions.password_change import change_password
 from gateway.sessions.refresh import refresh
 from gateway.sessions.switching import switch_organization
 
@@ -38,6 +39,7 @@ __all__ = [
     "UserSuspended",
     "access_token",
     "authenticate",
+    "change_password",
     "check_csrf",
     "cookie",
     "cookie_names",

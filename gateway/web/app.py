@@ -21,7 +21,7 @@ from gateway.settings import Settings, load_settings
 from gateway.web import health
 from gateway.web import keys as key_routes
 from gateway.web.api_docs import api_docs
-from gateway.web.auth import AuthController, auth_rate_limit
+from gateway.web.auth import AuthController, PasswordController, auth_rate_limit
 from gateway.web.cors import cors_middleware
 from gateway.web.errors import exception_handlers, json_not_found
 from gateway.web.front_door import FrontDoor
@@ -99,7 +99,7 @@ def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterH
     # The per-address limit guards the sign-in endpoints only, not PostgREST traffic.
     auth = Router(
         path="/",
-        route_handlers=[AuthController],
+        route_handlers=[AuthController, PasswordController],
         middleware=[auth_rate_limit(settings).middleware],
     )
     return [
