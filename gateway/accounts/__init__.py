@@ -51,6 +51,13 @@ from gateway.accounts.org_admin import (
     rename_organization,
 )
 from gateway.accounts.organizations import create_organization
+from gateway.accounts.password_reset import (
+    PasswordSet,
+    replace_password,
+    request_password_reset,
+    reset_password,
+    set_password,
+)
 from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing, check_password_policy
 from gateway.accounts.signup import sign_up, signup_refusal
 from gateway.accounts.users import (
@@ -79,6 +86,7 @@ __all__ = [
     "NotAnOrgAdmin",
     "OrganizationView",
     "PasswordHashing",
+    "PasswordSet",
     "SentInvitation",
     "SignupClosed",
     "add_membership",
@@ -104,13 +112,17 @@ __all__ = [
     "normalize_email",
     "remove_member",
     "rename_organization",
+    "replace_password",
+    "request_password_reset",
     "resend_verification",
+    "reset_password",
     "revoke_admin_key",
     "revoke_invitation",
     "revoke_link_tokens",
     "search_organizations",
     "search_users",
     "set_member_role",
+    "set_password",
     "set_user_status",
     "sign_up",
     "signup_refusal",

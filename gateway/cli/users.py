@@ -12,6 +12,7 @@ from gateway.accounts import (
     get_user_by_email,
     list_users,
     mark_email_verified,
+    set_password,
     set_user_status,
 )
 from gateway.cli._base import (
@@ -107,6 +108,41 @@ def create(
         document,
         as_json=as_json,
         text=f"created user {document['user_id']} ({document['email']})",
+    )
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    required=True,
+    help="Read the new password from stdin.",
+)
+@json_option
+def set_password_command(email: str, password_stdin: bool, as_json: bool) -> None:
+    """Give EMAIL a new password (read from standard input); every session of theirs ends."""
+    password = read_line_from_stdin("password")
+    config = settings()
+
+    async def work(db: AsyncSession) -> dict[str, object]:
+        passwords = PasswordHashing(workers=1)
+        try:
+            done = await set_password(
+                db=db, passwords=passwords, settings=config, email=email, password=password
+            )
+        finally:
+            passwords.close()
+        return {**user_document(done.user), "sessions_ended": len(done.sessions_ended)}
+
+    document = in_transaction(work)
+    emit(
+        document,
+        as_json=as_json,
+        text=(
+            f"new password set for {document['email']}; "
+            f"{document['sessions_ended']} session(s) ended"
+        ),
     )
 
 

@@ -6,6 +6,7 @@ from gateway.mail.errors import MailNotConfigured, MailTemplatesError, MailUnava
 from gateway.mail.links import build_link
 from gateway.mail.mailer import Mailer
 from gateway.mail.messages import KINDS, KindRules, MailKind, MailMessage, describe_duration
+from gateway.mail.outbox import Outbox
 
 __all__ = [
     "KINDS",
@@ -16,6 +17,7 @@ __all__ = [
     "MailTemplatesError",
     "MailUnavailable",
     "Mailer",
+    "Outbox",
     "build_link",
     "describe_duration",
 ]

@@ -23,6 +23,7 @@ from gateway.sessions.invitations import accept_invitation
 from gateway.sessions.issuing import ClientInfo, IssuedTokens, TokenIssuer
 from gateway.sessions.login import PasswordCheck, login
 from gateway.sessions.logout import logout_by_refresh_token, logout_caller
+from gateway.sessions.password_change import change_password
 from gateway.sessions.refresh import refresh
 from gateway.sessions.switching import switch_organization
 
@@ -42,6 +43,7 @@ __all__ = [
     "access_token",
     "authenticate",
     "bearer_token",
+    "change_password",
     "check_csrf",
     "cookie",
     "cookie_names",

@@ -25,6 +25,7 @@ from gateway.web.api_docs import api_docs
 from gateway.web.auth import (
     AuthController,
     OrganizationsController,
+    PasswordController,
     SignupController,
     auth_rate_limit,
 )
@@ -105,7 +106,13 @@ def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterH
     # The per-address limit guards /auth and /admin, not PostgREST traffic.
     auth = Router(
         path="/",
-        route_handlers=[AuthController, SignupController, OrganizationsController, AdminController],
+        route_handlers=[
+            AuthController,
+            SignupController,
+            PasswordController,
+            OrganizationsController,
+            AdminController,
+        ],
         middleware=[auth_rate_limit(settings).middleware],
     )
     return [

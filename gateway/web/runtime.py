@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.accounts import PasswordHashing
 from gateway.errors import StoreUnavailable
-from gateway.mail import Mailer
+from gateway.mail import Mailer, Outbox
 from gateway.proxy import MountDependencies, VerifiedTokens, make_client_session
 from gateway.revocation import Revocations
 from gateway.sessions import PasswordCheck, TokenIssuer
@@ -39,6 +39,8 @@ class Runtime:
     revocations: Revocations
     # Account mail (verification, reset, invitations); made once, its templates checked at start.
     mailer: Mailer
+    # Mail sent after the answer (password reset), so its timing tells the client nothing.
+    outbox: Outbox
     # Parts of the above (and the mount's token cache), as the PostgREST mount gets them.
     mount_dependencies: MountDependencies
     _refresh_key: bytes | None = field(default=None)
@@ -73,6 +75,7 @@ class Runtime:
             http=http,
             revocations=revocations,
             mailer=mailer,
+            outbox=Outbox(mailer),
             mount_dependencies=MountDependencies(
                 keys=keys,
                 tokens=VerifiedTokens(
@@ -106,6 +109,8 @@ class Runtime:
         return self._refresh_key
 
     async def stop(self) -> None:
+        # Mail already promised to a client goes out before the process ends.
+        await self.outbox.drain(within=self.settings.smtp_timeout * 3)
         await self.revocations.stop()
         await self.http.close()
         await self.keys.stop()

@@ -39,7 +39,7 @@ def test_help_lists_every_command() -> None:
     for command in ("serve", "db", "orgs", "users", "members"):
         assert command in result.stdout
     users_help = CliRunner().invoke(cli, ["users", "--help"]).stdout
-    assert all(name in users_help for name in ("create", "suspend", "activate"))
+    assert all(name in users_help for name in ("create", "suspend", "activate", "set-password"))
 
 
 def test_python_dash_m_gateway_runs_the_same_cli() -> None:

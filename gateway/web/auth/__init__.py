@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from gateway.web.auth.controller import AuthController
 from gateway.web.auth.organizations import OrganizationsController
+from gateway.web.auth.passwords import PasswordController
 from gateway.web.auth.rate_limit import auth_rate_limit
 from gateway.web.auth.signup import SignupController
 
-__all__ = ["AuthController", "OrganizationsController", "SignupController", "auth_rate_limit"]
+__all__ = [
+    "AuthController",
+    "OrganizationsController",
+    "PasswordController",
+    "SignupController",
+    "auth_rate_limit",
+]
