@@ -9,6 +9,7 @@ from gateway.accounts.admin_keys import (
     authorize_admin_key,
     create_admin_key,
     list_admin_keys,
+    note_admin_key_use,
     revoke_admin_key,
 )
 from gateway.accounts.deletion import delete_user
@@ -110,6 +111,7 @@ __all__ = [
     "looks_like_link_token",
     "mark_email_verified",
     "normalize_email",
+    "note_admin_key_use",
     "remove_member",
     "rename_organization",
     "replace_password",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts.errors import LastOrgAdmin, UserNotFound
@@ -38,9 +39,16 @@ async def delete_user(db: AsyncSession, *, user_id: int, now: datetime) -> User:
     their addresses. A user who is the last org_admin of an organization is refused: promote
     someone else first, or the organization would have no one to manage it.
     """
-    user = await db.get(User, user_id, with_for_update=True)
-    if user is None or user.deleted_at is not None:
+    # The first statement is a write on the live row: on SQLite it takes the store's write lock
+    # before anything is read (its FOR UPDATE is a no-op), so two deletions, or a deletion and a
+    # sign-in, cannot interleave their reads; on PostgreSQL it locks the row.
+    claimed = await db.execute(
+        update(User).where(User.id == user_id, User.deleted_at.is_(None)).values(updated_at=now)
+    )
+    if cast(CursorResult[Any], claimed).rowcount != 1:
         raise UserNotFound("There is no user with that id.")
+    user = await db.get(User, user_id, populate_existing=True)
+    assert user is not None
     await _refuse_last_admin(db, user_id)
     await revoke_user_sessions(db, user_id, reason="user_deleted", now=now)
     email_key = user.email_normalized

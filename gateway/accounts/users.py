@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts.errors import (
@@ -135,6 +137,17 @@ async def set_user_status(*, db: AsyncSession, email: str, status: str) -> User:
     if status not in USER_STATUSES:
         raise ValueError(f"unknown user status {status!r}")
     user = await get_user_by_email(db=db, email=email)
+    # The write comes first and only touches a live row: it takes the row's lock (PostgreSQL)
+    # or the store's write lock (SQLite) before anything is decided, so a deletion committed
+    # meanwhile is seen (UserNotFound) instead of being overwritten with "active".
+    claimed = await db.execute(
+        update(User)
+        .where(User.id == user.id, User.deleted_at.is_(None))
+        .values(updated_at=utcnow())
+    )
+    if cast(CursorResult[Any], claimed).rowcount != 1:
+        raise UserNotFound("There is no user with that email address.")
+    await db.refresh(user)
     if user.status != status:
         user.status = status
         user.updated_at = utcnow()

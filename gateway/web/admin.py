@@ -14,12 +14,14 @@ from gateway.accounts import (
     authorize_admin_key,
     delete_user,
     get_user_by_id,
+    note_admin_key_use,
     search_organizations,
     search_users,
     set_user_status,
 )
 from gateway.sessions import bearer_token, read_credentials
-from gateway.store import ID_MAX, User, record_event, utcnow
+from gateway.store import ID_MAX, AdminKey, User, record_event, utcnow
+from gateway.tokens import InvalidToken
 from gateway.web.auth.openapi import BAD_INPUT, THROTTLED, error_answers
 from gateway.web.runtime import RuntimeDep
 
@@ -68,13 +70,23 @@ def _user(user: User) -> AdminUser:
     )
 
 
-async def _authorize(db: AsyncSession, request: Request[Any, Any, Any], scope: str) -> int:
-    """The id of the admin key the request carries, if it is live and holds ``scope``."""
+async def _authorize(db: AsyncSession, request: Request[Any, Any, Any], scope: str) -> AdminKey:
+    """The admin key the request carries, if it is live and holds ``scope`` (read only: the
+    handler dates its use after its own work, so a search never runs inside a write)."""
     presented = read_credentials(request.scope["headers"], frozenset(), b"x-csrf-token")
-    key = bearer_token(presented)
+    try:
+        key = bearer_token(presented)
+    except InvalidToken:
+        key = None  # another scheme: the same answer as no key at all
     if key is None:
         raise InvalidAdminKey("Send an admin key: Authorization: Bearer <key>.")
-    return (await authorize_admin_key(db, key=key, scope=scope, now=utcnow())).id
+    return await authorize_admin_key(db, key=key, scope=scope, now=utcnow())
+
+
+def _audit(db: AsyncSession, key: AdminKey, event: str, **details: Any) -> None:
+    note_admin_key_use(key, now=utcnow())
+    user_id = details.pop("user_id", None)
+    record_event(db, event, user_id=user_id, details={"admin_key_id": key.id, **details})
 
 
 class AdminController(Controller):
@@ -97,9 +109,9 @@ class AdminController(Controller):
         after: After = None,
     ) -> AdminUsers:
         async with runtime.store.begin() as db:
-            key_id = await _authorize(db, request, "users:read")
+            key = await _authorize(db, request, "users:read")
             found = await search_users(db, query=q, limit=limit, after=after)
-            record_event(db, "admin_users_listed", details={"admin_key_id": key_id})
+            _audit(db, key, "admin_users_listed")
         page = [_user(user) for user in found]
         return AdminUsers(users=page, next=found[-1].id if len(found) == limit else None)
 
@@ -117,9 +129,9 @@ class AdminController(Controller):
         after: After = None,
     ) -> AdminOrganizations:
         async with runtime.store.begin() as db:
-            key_id = await _authorize(db, request, "organizations:read")
+            key = await _authorize(db, request, "organizations:read")
             found = await search_organizations(db, query=q, limit=limit, after=after)
-            record_event(db, "admin_organizations_listed", details={"admin_key_id": key_id})
+            _audit(db, key, "admin_organizations_listed")
         page = [AdminOrganization(org.id, org.name, members) for org, members in found]
         return AdminOrganizations(
             organizations=page, next=found[-1][0].id if len(found) == limit else None
@@ -159,24 +171,17 @@ class AdminController(Controller):
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, user_id: UserId
     ) -> Response[None]:
         async with runtime.store.begin() as db:
-            key_id = await _authorize(db, request, "users:write")
+            key = await _authorize(db, request, "users:write")
             await delete_user(db, user_id=user_id, now=utcnow())
-            record_event(
-                db, "admin_user_deleted", user_id=user_id, details={"admin_key_id": key_id}
-            )
+            _audit(db, key, "admin_user_deleted", user_id=user_id)
         return Response(None, status_code=204)
 
     async def _set_status(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, user_id: int, status: str
     ) -> AdminUser:
         async with runtime.store.begin() as db:
-            key_id = await _authorize(db, request, "users:write")
+            key = await _authorize(db, request, "users:write")
             user = await get_user_by_id(db=db, user_id=user_id)
             user = await set_user_status(db=db, email=user.email, status=status)
-            record_event(
-                db,
-                "admin_user_status_set",
-                user_id=user_id,
-                details={"admin_key_id": key_id, "status": status},
-            )
+            _audit(db, key, "admin_user_status_set", user_id=user_id, status=status)
             return _user(user)

@@ -248,3 +248,26 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "GATEWAY_DATABASE_SCHEMA": settings.database_schema,
         "GATEWAY_KEYS_DIR": settings.keys_dir,
     }
+
+
+async def test_admin_calls_do_not_use_up_the_sign_in_budget_of_their_address(
+    auth_settings: Settings, accounts: Accounts
+) -> None:
+    settings = auth_settings.model_copy(update={"auth_rate_limit": 3})
+    key = await new_key(settings, "users:read")
+    async with Client(settings) as client:
+        for _ in range(3):
+            assert (await client.get("/admin/users", headers=bearer(key))).status_code == 200
+        assert (await client.get("/admin/users", headers=bearer(key))).status_code == 429
+        signed_in = await client.post(
+            "/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+
+
+async def test_another_scheme_gets_the_admin_key_refusal(
+    client: Client, accounts: Accounts, auth_settings: Settings
+) -> None:
+    answer = await client.get("/admin/users", headers={"Authorization": "Basic cGd3X2FrXzo="})
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "invalid_admin_key"

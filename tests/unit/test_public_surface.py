@@ -58,6 +58,7 @@ PUBLIC = {
         "looks_like_link_token",
         "mark_email_verified",
         "normalize_email",
+        "note_admin_key_use",
         "remove_member",
         "rename_organization",
         "replace_password",

@@ -15,8 +15,11 @@ def auth_rate_limit(settings: Any) -> RateLimitConfig:
     networks = parse_networks(tuple(settings.trusted_proxies))
 
     def identify(request: Request[Any, Any, Any]) -> str:
-        address = client_address_of(cast(Scope, request.scope), networks)
-        return address or "unknown"
+        address = client_address_of(cast(Scope, request.scope), networks) or "unknown"
+        # One bucket per address and area: an admin tool paging through users must not use up
+        # the sign-in budget of everyone behind the same address, nor sign-ins the admin's.
+        area = "admin" if request.url.path.startswith("/admin/") else "auth"
+        return f"{area}:{address}"
 
     def only_auth(request: Request[Any, Any, Any]) -> bool:
         return request.url.path.startswith(("/auth/", "/admin/"))

@@ -25,6 +25,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Plain ALTER TABLE (no batch copy of ``users`` on SQLite: it would cascade into memberships).
     op.add_column("users", sa.Column("deleted_at", sa.DateTime(timezone=True)))
+    # After a downgrade and this upgrade again, the rows deleted in between are tombstones still.
+    op.execute(
+        "UPDATE users SET deleted_at = updated_at WHERE email_normalized LIKE 'deleted-%@deleted.invalid'"
+    )
     op.create_table(
         "admin_keys",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
