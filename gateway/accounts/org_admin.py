@@ -63,7 +63,7 @@ async def create_own_organization(
     refusal = may_create_organization(user, settings)
     if refusal is not None:
         raise refusal
-    organization = await create_organization(db=db, name=name)
+    organization = await create_organization(db=db, name=name, creator_id=user.id)
     await add_membership(db=db, user=user, organization_id=organization.id, role="org_admin")
     return OrganizationView(organization.id, organization.name, "org_admin")
 

@@ -37,13 +37,21 @@ async def check_organization_name_free(db: AsyncSession, name: str) -> None:
         raise OrganizationNameTaken(f"An organization named {name!r} already exists.")
 
 
-async def create_organization(*, db: AsyncSession, name: str) -> Organization:
+async def create_organization(
+    *, db: AsyncSession, name: str, creator_id: int | None = None
+) -> Organization:
+    """A new organization; ``creator_id`` is the user who made it (None: the operator)."""
     name = clean_organization_name(name)
     await check_organization_name_free(db, name)
     organization = Organization(id=await fresh_id(db, Organization), name=name)
     db.add(organization)
     await db.flush()
-    record_event(db, "organization_created", details={"organization_id": organization.id})
+    record_event(
+        db,
+        "organization_created",
+        user_id=creator_id,
+        details={"organization_id": organization.id},
+    )
     return organization
 
 

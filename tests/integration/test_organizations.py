@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts import PasswordHashing, add_membership, create_user
 from gateway.settings import Settings
-from gateway.store import Membership, User, make_engine, make_sessionmaker, utcnow
+from gateway.store import AuthEvent, Membership, User, make_engine, make_sessionmaker, utcnow
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, login, runtime_of
 from tests.integration.test_auth_cookies import cookie_header, cookie_login
 
@@ -100,6 +100,12 @@ async def test_creating_an_organization_needs_an_open_gateway_and_makes_the_call
     ]
     again = await client.post("/auth/organizations", json={"name": "Bobco"}, headers=bearer(token))
     assert again.status_code == 409
+    async with store_of(client) as db:
+        creators = await db.scalars(
+            select(AuthEvent.user_id).where(AuthEvent.type == "organization_created")
+        )
+        # The audit trail names who created it (regression: it used to record no user).
+        assert accounts.bob in list(creators)
 
 
 async def test_only_an_org_admin_renames_and_outsiders_cannot_tell_ids_apart(
