@@ -58,6 +58,18 @@ def _view(row: LinkToken) -> InvitationView:
     return InvitationView(invitation_id_of(row.token_hash), row.email, row.role, row.expires_at)
 
 
+async def _refuse_member(
+    db: AsyncSession, organization_id: int, email_key: str, display_email: str
+) -> None:
+    member = await db.scalar(
+        select(Membership.user_id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.organization_id == organization_id, User.email_normalized == email_key)
+    )
+    if member is not None:
+        raise AlreadyAMember(f"{display_email} is already a member of this organization.")
+
+
 async def invite(
     *,
     store: async_sessionmaker[AsyncSession],
@@ -86,15 +98,7 @@ async def invite(
         await require_org_admin(db, organization_id=organization_id, actor_id=actor_id)
         organization = await db.get(Organization, organization_id)
         assert organization is not None
-        member = await db.scalar(
-            select(Membership.user_id)
-            .join(User, User.id == Membership.user_id)
-            .where(
-                Membership.organization_id == organization_id, User.email_normalized == email_key
-            )
-        )
-        if member is not None:
-            raise AlreadyAMember(f"{display_email} is already a member of this organization.")
+        await _refuse_member(db, organization_id, email_key, display_email)
         await _withdraw(db, organization_id=organization_id, now=now, email_key=email_key)
         token = await issue_link_token(
             db,
@@ -122,13 +126,24 @@ async def invite(
         expires_in=ttl,
         organization_name=organization.name,
     )
+    await _send_or_withdraw(store, mailer, message, organization_id, email_key)
+    return SentInvitation(invitation=view, link=mailer.link_for(message))
+
+
+async def _send_or_withdraw(
+    store: async_sessionmaker[AsyncSession],
+    mailer: Mailer,
+    message: MailMessage,
+    organization_id: int,
+    email_key: str,
+) -> None:
+    """An invitation whose mail cannot go out is withdrawn: nobody holds its link."""
     try:
         await mailer.send(message)
     except MailUnavailable:
         async with store.begin() as db:
             await _withdraw(db, organization_id=organization_id, now=utcnow(), email_key=email_key)
         raise
-    return SentInvitation(invitation=view, link=mailer.link_for(message))
 
 
 async def _withdraw(

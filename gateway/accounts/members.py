@@ -91,6 +91,24 @@ def last_admin_refusal(
     return None
 
 
+async def _member(
+    db: AsyncSession, organization_id: int, user_id: int, *, leaving: bool
+) -> tuple[Membership, str]:
+    found = (
+        await db.execute(
+            select(Membership, User.email)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.organization_id == organization_id, Membership.user_id == user_id)
+        )
+    ).first()
+    if found is None:
+        if leaving:
+            raise NotAnOrgMember("You are not a member of that organization.")
+        raise MemberNotFound("That user is not a member of this organization.")
+    membership, email = found
+    return membership, email
+
+
 async def _change(
     db: AsyncSession,
     *,
@@ -108,18 +126,7 @@ async def _change(
         raise refused_for(actor_id, organization_id)
     if not leaving:
         await require_org_admin(db, organization_id=organization_id, actor_id=actor_id)
-    found = (
-        await db.execute(
-            select(Membership, User.email)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.organization_id == organization_id, Membership.user_id == user_id)
-        )
-    ).first()
-    if found is None:
-        if leaving:
-            raise NotAnOrgMember("You are not a member of that organization.")
-        raise MemberNotFound("That user is not a member of this organization.")
-    membership, email = found
+    membership, email = await _member(db, organization_id, user_id, leaving=leaving)
     refusal = last_admin_refusal(
         current_role=membership.role,
         new_role=new_role,
