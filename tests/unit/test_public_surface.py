@@ -98,6 +98,12 @@ PUBLIC = {
         "refresh",
         "switch_organization",
     ],
+    "storage": [
+        "MAX_EXPIRES",
+        "BucketSigner",
+        "Credentials",
+        "signing_key",
+    ],
     "store": [
         "ID_MAX",
         "LoginKnownAddress",
