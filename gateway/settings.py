@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     proxy_max_query: int = Field(default=8192, ge=256, le=1024 * 1024)
     body_idle_timeout: float = Field(default=15.0, gt=0, le=600)
     log_level: str = "info"
+    storage_config: str | None = None
+    storage_max_batch: int = Field(default=1000, ge=1, le=10000)
 
     _split_allowed_roles = field_validator(
         "allowed_roles", "trusted_proxies", "postgrest_schemas", "cors_origins", mode="before"
