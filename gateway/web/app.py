@@ -28,6 +28,7 @@ from gateway.web.front_door import FrontDoor
 from gateway.web.json_body import JSONRequest
 from gateway.web.response_headers import wrap_own_answers
 from gateway.web.runtime import Runtime, runtime_of
+from gateway.web.storage import StorageController
 
 # The gateway's own endpoints take small JSON bodies; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
@@ -99,7 +100,7 @@ def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterH
     # The per-address limit guards the sign-in endpoints only, not PostgREST traffic.
     auth = Router(
         path="/",
-        route_handlers=[AuthController],
+        route_handlers=[AuthController, StorageController],
         middleware=[auth_rate_limit(settings).middleware],
     )
     return [
