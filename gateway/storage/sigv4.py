@@ -69,7 +69,16 @@ class BucketSigner:
     one quote, one SHA-256 and one HMAC.
     """
 
-    __slots__ = ("_base", "_credentials", "_host", "_path", "_post_url", "bucket", "region")
+    __slots__ = (
+        "_base",
+        "_credentials",
+        "_host",
+        "_last",
+        "_path",
+        "_post_url",
+        "bucket",
+        "region",
+    )
 
     def __init__(
         self,
@@ -100,6 +109,11 @@ class BucketSigner:
             self._path = "/"
             self._post_url = f"{scheme}://{netloc}/"
         self._host = _canonical_host(scheme, netloc)
+        # The last prepare(), reused by url() within the same second: one-off URLs then cost
+        # what batched ones do.
+        self._last: tuple[tuple[str, int, int, tuple[tuple[str, str], ...]], _Prepared] | None = (
+            None
+        )
 
     def prepare(
         self, method: str, *, now: int, expires_in: int, headers: tuple[tuple[str, str], ...] = ()
@@ -155,7 +169,12 @@ class BucketSigner:
         headers: tuple[tuple[str, str], ...] = (),
     ) -> str:
         """One presigned URL; for many at once, :meth:`prepare` once and :meth:`sign` each."""
-        return self.sign(self.prepare(method, now=now, expires_in=expires_in, headers=headers), key)
+        wanted = (method, now, expires_in, headers)
+        last = self._last
+        if last is None or last[0] != wanted:
+            last = (wanted, self.prepare(method, now=now, expires_in=expires_in, headers=headers))
+            self._last = last
+        return self.sign(last[1], key)
 
     def post(
         self, key: str, *, now: int, expires_in: int, content_type: str, max_bytes: int
