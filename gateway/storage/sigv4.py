@@ -215,8 +215,17 @@ class BucketSigner:
         return self._post_url, fields
 
     def bucket_url(self) -> str:
-        """The bucket's own URL (for a HEAD that checks it is reachable)."""
+        """The bucket's own URL (where presigned POSTs go)."""
         return self._post_url
+
+    def head_bucket_url(self, *, now: int, expires_in: int) -> str:
+        """A presigned HEAD of the bucket itself (S3's HeadBucket): whether it exists and these
+        credentials may use it. Its path has no final "/" when path-style, as botocore signs it."""
+        prepared = self.prepare("HEAD", now=now, expires_in=expires_in)
+        path = self._path.rstrip("/") or "/"
+        digest = hashlib.sha256(f"HEAD\n{path}{prepared.tail}".encode()).hexdigest()
+        signature = hmac.digest(prepared.key, (prepared.to_sign + digest).encode(), "sha256")
+        return f"{self._base}{path}{prepared.query}{signature.hex()}"
 
 
 def _canonical_host(scheme: str, netloc: str) -> str:

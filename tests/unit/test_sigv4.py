@@ -176,6 +176,31 @@ def test_a_put_with_signed_type_and_length_is_botocores(
     )
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    bucket=BUCKETS,
+    region=st.sampled_from(REGIONS),
+    endpoint=ENDPOINTS,
+    path_style=st.booleans(),
+    token=TOKENS,
+    now=TIMES,
+)
+def test_a_presigned_head_of_the_bucket_is_botocores(
+    bucket: str, region: str, endpoint: str | None, path_style: bool, token: str | None, now: int
+) -> None:
+    signer = gateway_signer(
+        bucket=bucket, region=region, endpoint=endpoint, path_style=path_style, token=token
+    )
+    client = botocore_client(region, endpoint, path_style, token)
+
+    with frozen_clock(now):
+        theirs = client.generate_presigned_url(
+            "head_bucket", Params={"Bucket": bucket}, ExpiresIn=30
+        )
+
+    assert signer.head_bucket_url(now=now, expires_in=30) == theirs
+
+
 def test_one_signer_prepared_once_signs_each_key_as_a_single_url_would() -> None:
     signer = gateway_signer(
         bucket="files", region="eu-west-1", endpoint=None, path_style=False, token="t"
