@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.accounts.errors import InvalidEmail
-from gateway.accounts.memberships import add_membership
+from gateway.accounts.memberships import add_membership, get_membership
 from gateway.accounts.organizations import create_organization
 from gateway.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHashing
 from gateway.accounts.users import create_user, get_user_by_email, normalize_email, set_user_status
@@ -15,6 +15,7 @@ __all__ = [
     "add_membership",
     "create_organization",
     "create_user",
+    "get_membership",
     "get_user_by_email",
     "normalize_email",
     "set_user_status",

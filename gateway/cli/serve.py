@@ -12,7 +12,7 @@ from granian.log import LogLevels
 from gateway.cli._base import cli, settings
 from gateway.store import open_store
 from gateway.tokens import ensure_keystore
-from gateway.web.runtime import load_storage
+from gateway.web import load_storage
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.storage._errors import StorageConfigError, StorageNotConfigured
+from gateway.storage.check import StorageCheck, check_storage, checks_as_json
 from gateway.storage.config import Bucket, StorageConfig, load_storage_config
 from gateway.storage.enrich import Enrichment, enrich, enrichment_for
 from gateway.storage.keys import key_problem, signable_within
@@ -17,10 +18,13 @@ __all__ = [
     "Enrichment",
     "Grantee",
     "PresignedUrl",
+    "StorageCheck",
     "StorageConfig",
     "StorageConfigError",
     "StorageNotConfigured",
     "check_keys",
+    "check_storage",
+    "checks_as_json",
     "enrich",
     "enrichment_for",
     "key_problem",

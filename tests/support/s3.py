@@ -31,7 +31,10 @@ from tests.support.postgrest import log_tail, stop
 S3RVER_PACKAGE = "@20minutes/s3rver"
 S3RVER_VERSION = "4.0.4"
 # The registry's dist.integrity for exactly this version; package-lock.json must say the same.
-S3RVER_INTEGRITY = "sha512-PjHr14ShAixJUwWCqFLzAyNHwW6Ex5P14IG0Nx+9ykMshv+BsgFoc6EoDl3MEBFk4fCwZ1idb6Ww7Ghkzfd6rQ=="
+S3RVER_INTEGRITY = (
+    "sha512-PjHr14ShAixJUwWCqFLzAyNHwW6Ex5P14IG0Nx+9yk"
+    "Mshv+BsgFoc6EoDl3MEBFk4fCwZ1idb6Ww7Ghkzfd6rQ=="
+)
 SOURCE = Path(__file__).resolve().parent / "s3rver"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_ENV = "GATEWAY_TEST_S3RVER_DIR"
