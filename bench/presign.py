@@ -62,7 +62,7 @@ def main() -> None:
         for i in range(ROWS)
     ]
     body = json.dumps(rows, separators=(",", ":")).encode()
-    enrichment = Enrichment("object_key", bucket, "orgs/1517075599167650/", 900)
+    enrichment = Enrichment("object_key", bucket, "orgs/1517075599167650/", 900, max_rows=ROWS)
     timings = []
     for _ in range(5):
         started = time.perf_counter()

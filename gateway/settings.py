@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     storage_config: str | None = None
     storage_max_batch: int = Field(default=1000, ge=1, le=10000)
+    storage_max_rows: int = Field(default=10000, ge=1, le=100000)
 
     _split_allowed_roles = field_validator(
         "allowed_roles", "trusted_proxies", "postgrest_schemas", "cors_origins", mode="before"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -26,7 +27,7 @@ from gateway.proxy._headers import (
     strip_cookies,
     upstream_request_headers,
 )
-from gateway.proxy._presign import send_enriched
+from gateway.proxy._presign import ENRICHMENT_SLOTS, enrichable, send_enriched
 from gateway.proxy._request_body import (
     BodyStalled,
     BodyTooLarge,
@@ -84,6 +85,7 @@ class PostgrestMount:
         "_csrf_cookie",
         "_dependencies",
         "_downstream",
+        "_enrichments",
         "_gateway_cookies",
         "_idle",
         "_max_body",
@@ -118,6 +120,8 @@ class PostgrestMount:
         self._downstream = DownstreamHeaders(
             prefix=self._prefix, upstream_origin=self._upstream.origin, cookie_names=names.all
         )
+        # Bounds the Presign'd answers this process buffers and signs at once (_presign.py).
+        self._enrichments = asyncio.Semaphore(ENRICHMENT_SLOTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # PostgREST and aiohttp read methods case-blind; the checks here must as well.
@@ -214,9 +218,10 @@ class PostgrestMount:
             async with http.request(
                 method, url, headers=out_headers, data=body, allow_redirects=False
             ) as answer:
-                if enrichment is not None:
+                # Errors, non-JSON and bodyless answers stream as any other: nothing to sign.
+                if enrichment is not None and enrichable(answer):
                     downstream = self._downstream(answer.raw_headers, credentialed=credentialed)
-                    await send_enriched(send, answer, downstream, enrichment)
+                    await send_enriched(send, answer, downstream, enrichment, self._enrichments)
                     return
                 await send(
                     {

@@ -47,3 +47,25 @@ class OperationNotAllowed(GatewayError):
 class NoOrganization(GatewayError):
     code = "no_organization"
     status = 403
+
+
+class TooManyRows(GatewayError):
+    """A ``Presign``'d answer with more rows than GATEWAY_STORAGE_MAX_ROWS: the caller pages."""
+
+    code = "too_many_rows"
+    status = 400
+
+
+class AnswerTooLarge(GatewayError):
+    """A ``Presign``'d answer over the input or output cap: the caller asks for less."""
+
+    code = "answer_too_large"
+    status = 400
+
+
+class PresignFailed(GatewayError):
+    """A 2xx JSON answer the header asked to enrich that is no array of objects: never passed on
+    un-enriched, so a ``<column>_url`` a row holds cannot pass for the gateway's."""
+
+    code = "presign_failed"
+    status = 502

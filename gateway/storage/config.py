@@ -17,6 +17,7 @@ from gateway.store import ORG_ROLES
 OPERATIONS = ("get", "put", "delete")
 DEFAULT_MAX_EXPIRES_IN = 3600
 DEFAULT_UPLOAD_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_ROWS = 10_000
 # S3's largest single upload (a POST or a PUT): 5 GiB.
 MAX_UPLOAD_BYTES = 5 * 1024**3
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -68,9 +69,13 @@ class Bucket:
 class StorageConfig:
     buckets: Mapping[str, Bucket]
     max_batch: int
+    # Most rows of one answer the Presign header adds URLs to (GATEWAY_STORAGE_MAX_ROWS).
+    max_rows: int = DEFAULT_MAX_ROWS
 
 
-def load_storage_config(path: str, *, environ: Mapping[str, str], max_batch: int) -> StorageConfig:
+def load_storage_config(
+    path: str, *, environ: Mapping[str, str], max_batch: int, max_rows: int = DEFAULT_MAX_ROWS
+) -> StorageConfig:
     """Read and check the file; raise StorageConfigError with one line naming the problem."""
     try:
         with open(path, "rb") as file:
@@ -82,7 +87,9 @@ def load_storage_config(path: str, *, environ: Mapping[str, str], max_batch: int
     except tomllib.TOMLDecodeError as exc:
         raise StorageConfigError(f"GATEWAY_STORAGE_CONFIG: {path} is not TOML: {exc}") from None
     try:
-        return StorageConfig(buckets=_buckets(document, environ), max_batch=max_batch)
+        return StorageConfig(
+            buckets=_buckets(document, environ), max_batch=max_batch, max_rows=max_rows
+        )
     except _Invalid as exc:
         raise StorageConfigError(f"GATEWAY_STORAGE_CONFIG ({path}): {exc}") from None
 

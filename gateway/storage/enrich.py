@@ -11,9 +11,12 @@ from typing import Any
 import msgspec
 
 from gateway.storage._errors import (
+    AnswerTooLarge,
     InvalidPresignRequest,
     NoOrganization,
     OperationNotAllowed,
+    PresignFailed,
+    TooManyRows,
     UnknownBucket,
 )
 from gateway.storage.config import Bucket, StorageConfig
@@ -28,6 +31,13 @@ _HEADER = re.compile(
 )
 _ROWS = msgspec.json.Decoder(list[msgspec.Raw])
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_STRING = msgspec.json.Decoder(str)
+_NO_KEY = msgspec.Raw(b"null")
+_WHITESPACE = b" \t\r\n"
+_OPEN_BRACE = ord("{")
+# The most an enriched answer may grow to: the input cap (16 MiB, see the proxy's _presign.py)
+# plus a URL of up to ~1.6 KiB (a session token in it) for each of 10,000 rows.
+MAX_ENRICHED_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,8 @@ class Enrichment:
     bucket: Bucket
     prefix: str
     expires_in: int
+    # GATEWAY_STORAGE_MAX_ROWS: an answer with more rows is refused, not enriched.
+    max_rows: int
 
 
 def enrichment_for(value: bytes, storage: StorageConfig, *, claims: dict[str, Any]) -> Enrichment:
@@ -67,65 +79,99 @@ def enrichment_for(value: bytes, storage: StorageConfig, *, claims: dict[str, An
         bucket=bucket,
         prefix=bucket.prefix_for(organization_id=organization_id, user_id=user_id),
         expires_in=lifetime,
+        max_rows=storage.max_rows,
     )
 
 
 @lru_cache(maxsize=256)
 def _key_reader(column: str) -> msgspec.json.Decoder[list[Any]]:
-    # Decodes only the key column and whether the row already has a ``<column>_url``: every
-    # other field is skipped, not built into Python objects.
+    # Decodes only the key column and whether the row already has a ``<column>_url``, both as
+    # Raw: every other field is skipped, and a key column of any JSON value costs no objects.
     row = msgspec.defstruct(
         "PresignRow",
-        [("key", Any, None), ("existing", Any, msgspec.UNSET)],
+        [("key", msgspec.Raw, _NO_KEY), ("existing", msgspec.Raw, msgspec.UNSET)],
         rename={"key": column, "existing": f"{column}_url"},
         array_like=False,
     )
     return msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
 
 
-def enrich(body: bytes, enrichment: Enrichment, *, now: int | None = None) -> bytes | None:
-    """The JSON array answer with ``<column>_url`` added to each row; None to pass it untouched
-    (not JSON, not an array, or not an array of objects).
+def enrich(
+    body: bytes | bytearray,
+    enrichment: Enrichment,
+    *,
+    now: int | None = None,
+    max_bytes: int = MAX_ENRICHED_BYTES,
+) -> bytes:
+    """The JSON array answer with ``<column>_url`` added to each row, or the error refusing it:
+    more rows than ``enrichment.max_rows`` (400 too_many_rows), a result over ``max_bytes``
+    (400 answer_too_large), or no JSON array of objects (502 presign_failed).
 
     Each row's bytes are kept as PostgREST wrote them (numbers keep their precision) and the URL
-    spliced in before the closing brace; only the key column is decoded.
+    spliced in before the closing brace; only the key column is decoded. CPU-bound: the proxy
+    runs it in a worker thread.
     """
     try:
         rows = _ROWS.decode(body)
+        if len(rows) > enrichment.max_rows:
+            raise TooManyRows(
+                f"Presign adds URLs to at most {enrichment.max_rows} rows; ask for fewer "
+                "(limit=, offset= or a Range header)."
+            )
         keys = _key_reader(enrichment.column).decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    # RecursionError: a value nested deeper than the decoder recurses (a jsonb column);
+    # MemoryError: msgspec's own answer to an allocation it cannot make.
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, MemoryError):
+        raise PresignFailed(
+            "PostgREST's answer is not a JSON array of objects; Presign cannot add URLs to it."
+        ) from None
     signer = enrichment.bucket.signer
     prepared = signer.prepare(
         "GET", now=int(time.time()) if now is None else now, expires_in=enrichment.expires_in
     )
     prefix = enrichment.prefix
     name = f'"{enrichment.column}_url":'.encode()
-    parts: list[bytes | memoryview] = [b"["]
+    out = bytearray(b"[")
     for index, (raw, row) in enumerate(zip(rows, keys, strict=True)):
-        key = row.key
+        key = _string(row.key)
         # URLs are ASCII without quotes or backslashes (everything else is percent-encoded),
         # so the JSON string is the URL in quotes.
         url = (
             b'"' + signer.sign(prepared, key).encode() + b'"'
-            if signable_within(key, prefix)
+            if key is not None and signable_within(key, prefix)
             else b"null"
         )
         if index:
-            parts.append(b",")
+            out += b","
         if row.existing is not msgspec.UNSET:
-            parts.append(_replaced(raw, enrichment.column + "_url", url))
-            continue
-        # A view without the closing brace: joined below without a copy of its own.
-        row_bytes = memoryview(raw)
-        parts.append(row_bytes[:-1])
-        if len(row_bytes) > 8 or bytes(row_bytes[1:-1]).strip():
-            parts.append(b",")
-        parts.append(name)
-        parts.append(url)
-        parts.append(b"}")
-    parts.append(b"]")
-    return b"".join(parts)
+            out += _replaced(raw, enrichment.column + "_url", url)
+        else:
+            # The row without its closing brace (and the whitespace before it), then the URL.
+            out += raw
+            del out[-1]
+            while out[-1] in _WHITESPACE:
+                del out[-1]
+            if out[-1] != _OPEN_BRACE:
+                out += b","
+            out += name
+            out += url
+            out += b"}"
+        # ">=": the closing "]" is still to come.
+        if len(out) >= max_bytes:
+            raise AnswerTooLarge(
+                f"With URLs this answer would exceed {max_bytes} bytes; ask for fewer rows "
+                "(limit=, offset= or a Range header) or fewer columns."
+            )
+    out += b"]"
+    return bytes(out)
+
+
+def _string(raw: msgspec.Raw) -> str | None:
+    # Only a JSON string is a key; anything else (null, a number, an object) gets a null URL.
+    try:
+        return _STRING.decode(raw)
+    except msgspec.ValidationError:
+        return None
 
 
 def _replaced(raw: msgspec.Raw, field: str, url: bytes) -> bytes:

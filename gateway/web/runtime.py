@@ -132,5 +132,8 @@ def load_storage(settings: Settings) -> StorageConfig | None:
     if settings.storage_config is None:
         return None
     return load_storage_config(
-        settings.storage_config, environ=os.environ, max_batch=settings.storage_max_batch
+        settings.storage_config,
+        environ=os.environ,
+        max_batch=settings.storage_max_batch,
+        max_rows=settings.storage_max_rows,
     )

@@ -6,6 +6,7 @@ import calendar
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -44,6 +45,15 @@ def documents(served: Served) -> None:
         "price numeric, object_key text)",
     )
     sql(served.url, f'GRANT SELECT ON public.documents TO "{served.authenticated}"')
+    # A json value nested deeper than a JSON decoder recurses, as any row may hold one.
+    sql(served.url, "CREATE TABLE public.nested (object_key text, doc json)")
+    sql(served.url, f'GRANT SELECT ON public.nested TO "{served.authenticated}"')
+    sql(
+        served.url,
+        "INSERT INTO public.nested VALUES ($1, $2::json)",
+        f"orgs/{served.acme}/n.pdf",
+        "[" * 2000 + "]" * 2000,
+    )
     sql(
         served.url,
         "INSERT INTO public.documents (title, price, object_key) VALUES "
@@ -54,7 +64,9 @@ def documents(served: Served) -> None:
 
 
 @pytest.fixture
-def base(served: Served, postgrest: PostgREST, documents: None, tmp_path: Path) -> Iterator[str]:
+def base(
+    served: Served, postgrest: PostgREST, documents: None, tmp_path: Path, request: Any
+) -> Iterator[str]:
     config = tmp_path / "storage.toml"
     config.write_text(STORAGE_TOML)
     env = {
@@ -64,6 +76,8 @@ def base(served: Served, postgrest: PostgREST, documents: None, tmp_path: Path) 
         "GATEWAY_STORAGE_CONFIG": str(config),
         "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
         "AWS_SECRET_ACCESS_KEY": "example-secret",
+        # A test's own settings: @pytest.mark.parametrize("base", [{...}], indirect=True).
+        **getattr(request, "param", {}),
     }
     with run_gateway(env, cwd=tmp_path) as base_url:
         yield base_url
@@ -110,7 +124,8 @@ def test_rows_gain_a_url_for_their_own_keys_and_stay_a_postgrest_answer(
 
 
 def test_the_presign_header_never_reaches_postgrest(base: str) -> None:
-    answer = httpx.get(
+    # A POST: echo_request's answer is an object, which a GET with Presign refuses to pass.
+    answer = httpx.post(
         f"{base}/rest/rpc/echo_request",
         headers={**bearer(base, "ada@example.com"), "Presign": "object_key; bucket=files"},
     )
@@ -141,6 +156,51 @@ def test_errors_pass_untouched(base: str) -> None:
 
     assert answer.status_code == 404
     assert "object_key_url" not in answer.text
+
+
+PRESIGN = {"Presign": "object_key; bucket=files"}
+
+
+def test_an_enriched_answer_is_never_cached_and_varies_on_presign(base: str) -> None:
+    headers = {**bearer(base, "carl@example.com"), **PRESIGN}
+
+    enriched = httpx.get(f"{base}/rest/documents?order=id", headers=headers)
+    head = httpx.head(f"{base}/rest/documents?order=id", headers=headers)
+    plain = httpx.get(f"{base}/rest/documents?order=id", headers=bearer(base, "carl@example.com"))
+
+    assert enriched.headers["cache-control"] == "no-store"
+    assert "Presign" in [v.strip() for v in enriched.headers["vary"].split(",")]
+    assert "Authorization" in enriched.headers["vary"]
+    # HEAD is not enriched: it describes the answer without URLs.
+    assert head.status_code == 200
+    assert head.headers.get("content-length") in (None, str(len(plain.content)))
+    assert "no-store" not in head.headers.get("cache-control", "")
+
+
+@pytest.mark.parametrize("base", [{"GATEWAY_STORAGE_MAX_ROWS": "2"}], indirect=True)
+def test_more_rows_than_gateway_storage_max_rows_get_400_too_many_rows(base: str) -> None:
+    headers = {**bearer(base, "carl@example.com"), **PRESIGN}
+
+    refused = httpx.get(f"{base}/rest/documents", headers=headers)
+    paged = httpx.get(f"{base}/rest/documents?limit=2", headers=headers)
+    unsigned = httpx.get(f"{base}/rest/documents", headers=bearer(base, "carl@example.com"))
+
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "too_many_rows"
+    assert "limit=" in refused.json()["message"]
+    assert paged.status_code == 200
+    assert len(paged.json()) == 2
+    # Without the header the cap does not apply.
+    assert len(unsigned.json()) == 3
+
+
+def test_a_row_too_deeply_nested_to_decode_gets_502_presign_failed_not_500(base: str) -> None:
+    answer = httpx.get(
+        f"{base}/rest/nested", headers={**bearer(base, "carl@example.com"), **PRESIGN}
+    )
+
+    assert answer.status_code == 502
+    assert answer.json()["code"] == "presign_failed"
 
 
 def test_presign_endpoint_signs_the_callers_keys_in_order(base: str, served: Served) -> None:

@@ -212,11 +212,6 @@ def test_a_row_that_already_has_the_url_column_gets_the_gateways_value() -> None
     assert row["object_key_url"].startswith("https://photos.s3.eu-west-1.amazonaws.com/orgs/1/a?")
 
 
-@pytest.mark.parametrize("body", [b'{"object_key":"orgs/1/a"}', b"[1,2]", b"not json", b'[{"a":1}'])
-def test_answers_that_are_not_arrays_of_objects_pass_untouched(body: bytes) -> None:
-    assert enrich(body, enrichment(), now=NOW) is None
-
-
 @pytest.mark.parametrize(
     ("header", "code"),
     [
