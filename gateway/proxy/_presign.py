@@ -29,10 +29,16 @@ _ENRICHED_HEADERS = (b"content-length", b"cache-control", b"vary")
 
 
 def enrichable(answer: aiohttp.ClientResponse) -> bool:
-    """A 2xx uncompressed JSON array answer: the only kind the Presign header changes."""
+    """A 2xx uncompressed JSON array answer: the only kind the Presign header changes (a 204
+    has no body to change)."""
     media = answer.headers.get("Content-Type", "").split(";", 1)[0].strip().lower().encode()
     encoding = answer.headers.get("Content-Encoding", "identity").strip().lower()
-    return 200 <= answer.status < 300 and media in _JSON_TYPES and encoding == "identity"
+    return (
+        200 <= answer.status < 300
+        and answer.status != 204
+        and media in _JSON_TYPES
+        and encoding == "identity"
+    )
 
 
 async def send_enriched(

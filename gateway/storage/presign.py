@@ -72,7 +72,7 @@ def presign(
     if operation == "put":
         content_type = _upload_type(content_type, chosen)
     prefix = chosen.prefix_for(organization_id=grantee.organization_id, user_id=grantee.user_id)
-    checked = check_keys(keys, prefix)
+    checked = check_keys(keys, prefix, upload=operation == "put")
     at = int(time.time()) if now is None else now
     expires_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at + lifetime))
     method = _METHODS[operation]
@@ -94,11 +94,13 @@ def presign(
     return [PresignedUrl(key, signer.sign(prepared, key), method, expires_at) for key in checked]
 
 
-def check_keys(keys: Sequence[object], prefix: str) -> list[str]:
+def check_keys(keys: Sequence[object], prefix: str, *, upload: bool = False) -> list[str]:
     """The keys, each well formed and under ``prefix``; else the error naming the first bad one.
 
     The prefix test is on the key exactly as it will be signed: no decoding, no normalization,
-    so what is checked is what S3 gets.
+    so what is checked is what S3 gets. An upload's key may not hold ``$``: S3 and MinIO
+    replace ``${filename}`` in a POST's key with the uploaded file's name after checking the
+    policy's exact key, so the uploader would choose the real key.
     """
     checked: list[str] = []
     for index, key in enumerate(keys):
@@ -108,6 +110,8 @@ def check_keys(keys: Sequence[object], prefix: str) -> list[str]:
         assert isinstance(key, str)
         if not key.startswith(prefix) or len(key) == len(prefix):
             raise KeyOutsidePrefix(f"keys[{index}] is outside your part of the bucket.")
+        if upload and "$" in key:
+            raise InvalidKey(f"keys[{index}] holds '$', which S3 substitutes in an upload's key.")
         checked.append(key)
     return checked
 

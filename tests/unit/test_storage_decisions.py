@@ -111,6 +111,23 @@ def test_an_upload_is_a_post_policy_bound_to_the_key_type_and_size() -> None:
         ({"keys": ["orgs/1/a", "orgs/1/../2/a", "orgs/2/a"]}, 400, "invalid_key", "keys[1]"),
         ({"keys": ["orgs/1/"]}, 403, "key_not_allowed", "keys[0]"),
         ({"keys": [7]}, 400, "invalid_key", "keys[0] is not a string"),
+        # S3 substitutes ${filename} in a POST upload's key after checking the policy.
+        (
+            {
+                "operation": "put",
+                "keys": ["orgs/1/a", "orgs/1/${filename}"],
+                "content_type": "image/png",
+            },
+            400,
+            "invalid_key",
+            "keys[1]",
+        ),
+        (
+            {"operation": "put", "keys": ["orgs/1/$x"], "content_type": "image/png"},
+            400,
+            "invalid_key",
+            "'$'",
+        ),
     ],
 )
 def test_a_bad_request_is_refused_whole_naming_the_first_bad_key(
@@ -167,7 +184,7 @@ def test_no_spelling_of_another_organizations_key_is_signed(key: str) -> None:
 
 
 def test_check_keys_passes_keys_under_the_prefix_untouched() -> None:
-    keys = ["orgs/1/a b", "orgs/1/é/ü", "orgs/1/a+b=c~d", "orgs/1/..a", "orgs/1/dir/"]
+    keys = ["orgs/1/a b", "orgs/1/é/ü", "orgs/1/a+b=c~d", "orgs/1/..a", "orgs/1/dir/", "orgs/1/$x"]
 
     assert check_keys(keys, "orgs/1/") == keys
 
