@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from gateway.storage.config import OPERATIONS, Bucket, StorageConfig
 from gateway.storage.keys import key_problem
 
 DEFAULT_EXPIRES_IN = 900
+# RFC 9110's media type: type "/" subtype, then "; name=value" parameters (tokens only).
+_TCHARS = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_CONTENT_TYPE = re.compile(rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*{_TCHARS}={_TCHARS})*")
+_ACTIVE_TYPES = frozenset({"text/html", "text/xsl", "multipart/x-mixed-replace"})
 _METHODS = {"get": "GET", "put": "POST", "delete": "DELETE"}
 
 
@@ -135,11 +140,30 @@ def _upload_type(content_type: str | None, bucket: Bucket) -> str:
     # The type is signed into the upload's policy: the client cannot send another.
     if not content_type:
         raise InvalidPresignRequest("An upload needs its content_type, such as 'image/png'.")
+    if len(content_type) > 255 or not _CONTENT_TYPE.fullmatch(content_type):
+        raise InvalidPresignRequest(
+            "content_type must be a media type such as 'image/png' or 'text/plain; charset=utf-8'."
+        )
     allowed = bucket.upload_content_types
     if allowed is not None and content_type not in allowed:
         raise InvalidPresignRequest(
             f"content_type must be one of {', '.join(sorted(allowed))} in this bucket."
         )
-    if any(ord(c) < 0x20 or ord(c) > 0x7E for c in content_type) or len(content_type) > 255:
-        raise InvalidPresignRequest("content_type must be a printable ASCII media type.")
+    base = content_type.split(";", 1)[0].strip().lower()
+    if allowed is None and _is_active(base):
+        raise InvalidPresignRequest(
+            f"{base} is a type browsers run (scripts, markup); a bucket allows it only when "
+            "its upload_content_types lists it."
+        )
     return content_type
+
+
+def _is_active(media_type: str) -> bool:
+    # Served back from the bucket's origin these run script: HTML, XML (XHTML, SVG, XSLT, any
+    # +xml), JavaScript, and multipart/x-mixed-replace, which browsers render part by part.
+    return (
+        media_type in _ACTIVE_TYPES
+        or media_type.endswith(("+xml", "/xml"))
+        or "javascript" in media_type
+        or "ecmascript" in media_type
+    )

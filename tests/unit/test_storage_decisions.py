@@ -252,3 +252,69 @@ def test_the_header_needs_a_role_that_may_get() -> None:
         enrichment_for(b"object_key; bucket=photos", STORAGE, claims=claims)
 
     assert refused.value.code == "operation_not_allowed"
+
+
+def upload_type(content_type: str, allowed: frozenset[str] | None = None) -> str | GatewayError:
+    import dataclasses
+
+    bucket = dataclasses.replace(PHOTOS, upload_content_types=allowed)
+    storage = StorageConfig(buckets={"photos": bucket}, max_batch=3)
+    try:
+        [upload] = presign(
+            storage,
+            grantee=ADMIN_OF_1,
+            bucket="photos",
+            operation="put",
+            keys=["orgs/1/a"],
+            content_type=content_type,
+            now=NOW,
+        )
+    except GatewayError as refused:
+        return refused
+    assert upload.fields is not None
+    return upload.fields["Content-Type"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/html",
+        "TEXT/HTML; charset=utf-8",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "application/atom+xml",
+        "text/xml",
+        "application/xml",
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "application/ecmascript",
+        "text/xsl",
+        "multipart/x-mixed-replace",
+    ],
+)
+def test_a_type_a_browser_runs_is_refused_unless_the_bucket_lists_it(content_type: str) -> None:
+    refused = upload_type(content_type)
+
+    assert isinstance(refused, GatewayError)
+    assert (refused.status, refused.code) == (400, "invalid_request")
+    assert "upload_content_types" in refused.message
+    base = content_type.split(";")[0].lower()
+    assert upload_type(base, allowed=frozenset({base})) == base
+
+
+@pytest.mark.parametrize(
+    "content_type", ["html", "text/", "/html", "text/html x", "text/plain;", "a/b\r\nX: y", "é/b"]
+)
+def test_an_upload_type_that_is_no_media_type_is_refused(content_type: str) -> None:
+    refused = upload_type(content_type)
+
+    assert isinstance(refused, GatewayError)
+    assert refused.code == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["image/png", "application/pdf", "text/plain; charset=utf-8", "video/mp4"]
+)
+def test_a_passive_upload_type_is_signed_as_given(content_type: str) -> None:
+    assert upload_type(content_type) == content_type
