@@ -249,7 +249,11 @@ def _credentials(table: dict[str, Any], where: str, environ: Mapping[str, str]) 
     def variable(setting: str, default: str) -> str:
         name = _optional(table, where, setting, str, default)
         if not _ENV_NAME.fullmatch(name):
-            raise _Invalid(f"{where}.{setting}: {name!r} is not an environment variable name")
+            # Never the value: a secret pasted here instead of a variable's name would be logged.
+            raise _Invalid(
+                f"{where}.{setting} is not an environment variable name "
+                "(upper-case letters, digits and '_'; the secret itself goes in that variable)"
+            )
         return str(name)
 
     key_id = variable("access_key_id_env", "AWS_ACCESS_KEY_ID")

@@ -152,3 +152,19 @@ def test_missing_default_credentials_are_named(tmp_path: Path) -> None:
 
     with pytest.raises(StorageConfigError, match="AWS_SECRET_ACCESS_KEY is not set"):
         load_storage_config(path, environ={"AWS_ACCESS_KEY_ID": "x"}, max_batch=1000)
+
+
+@pytest.mark.parametrize("setting", ["access_key_id_env", "secret_access_key_env"])
+def test_a_secret_pasted_where_a_variable_name_belongs_is_never_echoed(
+    tmp_path: Path, setting: str
+) -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    text = VALID.split("[buckets.private-docs]")[0] + f'{setting} = "{secret}"\n'
+
+    with pytest.raises(StorageConfigError) as refused:
+        load_storage_config(write(tmp_path, text), environ=ENV, max_batch=1000)
+
+    assert f"buckets.photos.{setting}" in refused.value.message
+    assert "environment variable name" in refused.value.message
+    assert "wJalr" not in refused.value.message
+    assert "EXAMPLEKEY" not in str(refused.value)
