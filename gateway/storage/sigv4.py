@@ -50,7 +50,8 @@ def amz_date(now: int) -> str:
 class _Prepared:
     """What every URL signed at one second, for one method, expiry and header set shares."""
 
-    key: bytes
+    # The day's signing key: as good as the secret for a day, so never in a repr or a log.
+    key: bytes = field(repr=False)
     # The canonical request around the path: "<method>\n<bucket path>" before it, and
     # "\n<canonical query>\n<canonical headers>\n\n<signed headers>\nUNSIGNED-PAYLOAD" after.
     head: str

@@ -214,6 +214,16 @@ def test_one_signer_prepared_once_signs_each_key_as_a_single_url_would() -> None
     ]
 
 
+def test_a_prepared_signature_never_shows_the_days_signing_key() -> None:
+    signer = gateway_signer(
+        bucket="files", region="eu-west-1", endpoint=None, path_style=False, token="t"
+    )
+    prepared = signer.prepare("GET", now=1_700_000_000, expires_in=60)
+
+    assert prepared.key.hex() not in repr(prepared)
+    assert repr(prepared.key) not in repr(prepared)
+
+
 def test_the_signing_key_is_the_aws_documented_one() -> None:
     # The example of AWS's "Deriving the signing key" documentation page.
     key = signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215", "us-east-1", "iam")

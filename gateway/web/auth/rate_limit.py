@@ -1,4 +1,4 @@
-"""The per-client-address request limit on /auth (a second line behind the per-account lockout)."""
+"""The per-client-address request limit on /auth and /storage (behind the per-account lockout)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,20 @@ from gateway.asgi import Scope, client_address_of, parse_networks
 
 
 def auth_rate_limit(settings: Any) -> RateLimitConfig:
-    """Per-client-address limit on /auth/* (a second line behind the per-account lockout)."""
+    """Per-client-address limit on /auth/* (a second line behind the per-account lockout) and
+    /storage/* (each call verifies a session in the store and may sign a batch of URLs)."""
     networks = parse_networks(tuple(settings.trusted_proxies))
 
     def identify(request: Request[Any, Any, Any]) -> str:
         address = client_address_of(cast(Scope, request.scope), networks)
         return address or "unknown"
 
-    def only_auth(request: Request[Any, Any, Any]) -> bool:
-        return request.url.path.startswith("/auth/")
+    def throttled(request: Request[Any, Any, Any]) -> bool:
+        return request.url.path.startswith(("/auth/", "/storage/"))
 
     return RateLimitConfig(
         rate_limit=("minute", settings.auth_rate_limit),
         identifier_for_request=identify,
-        check_throttle_handler=only_auth,
+        check_throttle_handler=throttled,
         store="auth_rate_limit",
     )
