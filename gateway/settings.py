@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     password_reset_ttl: int = Field(default=3600, ge=60, le=24 * 3600)
     invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     dev_mode: bool = False
+    storage_config: str | None = None
+    storage_max_batch: int = Field(default=1000, ge=1, le=10000)
+    storage_max_rows: int = Field(default=10000, ge=1, le=100000)
 
     _split_allowed_roles = field_validator(
         "allowed_roles", "trusted_proxies", "postgrest_schemas", "cors_origins", mode="before"

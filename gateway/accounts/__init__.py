@@ -44,7 +44,7 @@ from gateway.accounts.members import (
     remove_member,
     set_member_role,
 )
-from gateway.accounts.memberships import add_membership
+from gateway.accounts.memberships import add_membership, get_membership
 from gateway.accounts.org_admin import (
     OrganizationView,
     create_own_organization,
@@ -98,6 +98,7 @@ __all__ = [
     "create_own_organization",
     "create_user",
     "delete_user",
+    "get_membership",
     "get_user_by_email",
     "get_user_by_id",
     "invite",

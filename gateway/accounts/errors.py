@@ -37,6 +37,10 @@ class AlreadyAMember(Conflict):
     code = "already_a_member"
 
 
+class NotAMember(NotFound):
+    code = "not_a_member"
+
+
 class UserNotFound(NotFound):
     code = "user_not_found"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.accounts.errors import AlreadyAMember, InvalidOrgRole
+from gateway.accounts.errors import AlreadyAMember, InvalidOrgRole, NotAMember
 from gateway.accounts.organizations import get_organization
 from gateway.store import ORG_ROLES, Membership, User, record_event
 
@@ -42,4 +42,16 @@ async def add_membership(
         user_id=user.id,
         details={"organization_id": organization_id, "role": role},
     )
+    return membership
+
+
+async def get_membership(*, db: AsyncSession, user: User, organization_id: int) -> Membership:
+    """The user's membership of that organization, or NotAMember."""
+    membership = await db.scalar(
+        select(Membership).where(
+            Membership.user_id == user.id, Membership.organization_id == organization_id
+        )
+    )
+    if membership is None:
+        raise NotAMember(f"{user.email} is not a member of organization {organization_id}.")
     return membership

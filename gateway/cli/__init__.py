@@ -11,6 +11,7 @@ from gateway.cli import (  # noqa: F401  (importing a module registers its comma
     orgs,
     postgrest,
     serve,
+    storage,
     users,
 )
 from gateway.cli._base import cli

@@ -12,6 +12,7 @@ from granian.log import LogLevels
 from gateway.cli._base import cli, settings
 from gateway.store import open_store
 from gateway.tokens import ensure_keystore
+from gateway.web import load_storage
 
 
 @cli.command()
@@ -22,6 +23,8 @@ def serve() -> None:
     migrated with `gateway db upgrade` first.
     """
     config = settings()
+    # Checked here, in one line, rather than as a traceback in every worker's start-up.
+    load_storage(config)
 
     async def prepare() -> None:
         engine = await open_store(config)

@@ -45,3 +45,8 @@ class HeadersTooLarge(GatewayError):
 class ProfileNotAllowed(GatewayError):
     code = "schema_not_allowed"
     status = 406
+
+
+class InvalidPresign(GatewayError):
+    code = "invalid_request"
+    status = 400

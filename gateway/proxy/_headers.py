@@ -32,7 +32,10 @@ HOP_BY_HOP = frozenset(
 FORWARDING_PREFIX = b"x-forwarded-"
 FORWARDING = frozenset({b"forwarded", b"x-real-ip"})
 # Replaced by the gateway's own: the upstream never sees them, or they are recomputed.
-REPLACED = frozenset({b"host", b"authorization", b"cookie", b"x-request-id", b"content-length"})
+# Presign is the gateway's own request (see _presign.py): PostgREST never sees it.
+REPLACED = frozenset(
+    {b"host", b"authorization", b"cookie", b"x-request-id", b"content-length", b"presign"}
+)
 # Fields that claim who the client is, or rewrite the URL or the method, as some CDN, load
 # balancer or framework sets them. From a client they are forgeries; PostgREST would hand them
 # to SQL (request.headers) as if a proxy had vouched for them. Never forwarded, whoever the

@@ -8,6 +8,7 @@ import aiohttp
 
 from gateway.proxy.token_cache import VerifiedTokens
 from gateway.revocation import Revocations
+from gateway.storage import StorageConfig
 from gateway.tokens import KeyRingHolder
 
 
@@ -23,3 +24,5 @@ class MountDependencies:
     revocations: Revocations
     # The pooled client to PostgREST.
     http: aiohttp.ClientSession
+    # The buckets the Presign header may name; None when storage is not configured.
+    storage: StorageConfig | None = None

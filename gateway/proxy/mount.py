@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -20,12 +21,13 @@ from gateway.asgi import (
     request_id_of,
 )
 from gateway.errors import GatewayError
-from gateway.proxy._errors import MethodNotServed
+from gateway.proxy._errors import InvalidPresign, MethodNotServed
 from gateway.proxy._headers import (
     check_request_headers,
     strip_cookies,
     upstream_request_headers,
 )
+from gateway.proxy._presign import ENRICHMENT_SLOTS, enrichable, send_enriched
 from gateway.proxy._request_body import (
     BodyStalled,
     BodyTooLarge,
@@ -40,6 +42,7 @@ from gateway.proxy.response_headers import DownstreamHeaders
 from gateway.proxy.upstream import Upstream
 from gateway.sessions import (
     CSRF_HEADER,
+    MissingCredentials,
     SessionRevoked,
     UserSuspended,
     access_token,
@@ -49,6 +52,7 @@ from gateway.sessions import (
     read_credentials,
 )
 from gateway.settings import Settings
+from gateway.storage import Enrichment, enrichment_for
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -81,6 +85,7 @@ class PostgrestMount:
         "_csrf_cookie",
         "_dependencies",
         "_downstream",
+        "_enrichments",
         "_gateway_cookies",
         "_idle",
         "_max_body",
@@ -115,6 +120,8 @@ class PostgrestMount:
         self._downstream = DownstreamHeaders(
             prefix=self._prefix, upstream_origin=self._upstream.origin, cookie_names=names.all
         )
+        # Bounds the Presign'd answers this process buffers and signs at once (_presign.py).
+        self._enrichments = asyncio.Semaphore(ENRICHMENT_SLOTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # PostgREST and aiohttp read methods case-blind; the checks here must as well.
@@ -125,10 +132,18 @@ class PostgrestMount:
             dependencies = self._dependencies()
             # Who is asking: verified before a byte of the body is read.
             authorization = self._authorize(dependencies, method, headers)
+            # Only with buckets configured, and only for a GET: every other request pays nothing.
+            enrichment = (
+                _enrichment(dependencies, headers, authorization)
+                if dependencies.storage is not None and method == "GET"
+                else None
+            )
         except GatewayError as exc:
             await reply_error(send, exc.status, exc.code, exc.message)
             return
-        await self._forward(scope, receive, send, dependencies.http, method, url, authorization)
+        await self._forward(
+            scope, receive, send, dependencies.http, method, url, authorization, enrichment
+        )
 
     def _target(self, scope: Scope, method: str, headers: list[Header]) -> URL:
         """Where this request goes upstream, or the GatewayError that refuses to forward it.
@@ -179,8 +194,9 @@ class PostgrestMount:
         method: str,
         url: URL,
         authorization: bytes | None,
+        enrichment: Enrichment | None = None,
     ) -> None:
-        """Up to PostgREST and back down, streaming both ways.
+        """Up to PostgREST and back down, streaming both ways (a Presign'd answer is read whole).
 
         ``started`` says whether the status line is out: a failure before it gets an error
         answer, a failure after it a cut connection, so no request is ever answered twice.
@@ -202,6 +218,11 @@ class PostgrestMount:
             async with http.request(
                 method, url, headers=out_headers, data=body, allow_redirects=False
             ) as answer:
+                # Errors, non-JSON and bodyless answers stream as any other: nothing to sign.
+                if enrichment is not None and enrichable(answer):
+                    downstream = self._downstream(answer.raw_headers, credentialed=credentialed)
+                    await send_enriched(send, answer, downstream, enrichment, self._enrichments)
+                    return
                 await send(
                     {
                         "type": "http.response.start",
@@ -291,6 +312,23 @@ class PostgrestMount:
             f"The request body may be at most {self._max_body} bytes.",
             close=close,
         )
+
+
+def _enrichment(
+    dependencies: MountDependencies, headers: list[Header], authorization: bytes | None
+) -> Enrichment | None:
+    """What a ``Presign`` header asks for, for the caller just verified; None without one."""
+    values = [value for name, value in headers if name == b"presign"]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidPresign("Send one Presign header.")
+    if authorization is None:
+        raise MissingCredentials("Presign needs a signed-in caller: send an access token.")
+    assert dependencies.storage is not None
+    # A cache hit: _authorize verified this token a moment ago.
+    claims = dependencies.tokens.verify(dependencies.keys.ring, authorization[7:].decode())
+    return enrichment_for(values[0], dependencies.storage, claims=claims)
 
 
 def _request_id(scope: Scope) -> bytes:

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from gateway.web.app import create_app, create_app_from_env, create_server_app
+from gateway.web.runtime import load_storage
 
-__all__ = ["create_app", "create_app_from_env", "create_server_app"]
+__all__ = ["create_app", "create_app_from_env", "create_server_app", "load_storage"]

@@ -35,6 +35,7 @@ from gateway.web.front_door import FrontDoor
 from gateway.web.json_body import JSONRequest
 from gateway.web.response_headers import wrap_own_answers
 from gateway.web.runtime import Runtime, runtime_of
+from gateway.web.storage import StorageController
 
 # The gateway's own endpoints take small JSON bodies; anything bigger is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
@@ -112,6 +113,7 @@ def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterH
             PasswordController,
             OrganizationsController,
             AdminController,
+            StorageController,
         ],
         middleware=[auth_rate_limit(settings).middleware],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from gateway.proxy import MountDependencies, VerifiedTokens, make_client_session
 from gateway.revocation import Revocations
 from gateway.sessions import PasswordCheck, TokenIssuer
 from gateway.settings import Settings
+from gateway.storage import StorageConfig, load_storage_config
 from gateway.store import ServerSecret, make_engine, make_sessionmaker
 from gateway.tokens import KeyRingHolder, ensure_keystore
 
@@ -43,6 +45,8 @@ class Runtime:
     outbox: Outbox
     # Parts of the above (and the mount's token cache), as the PostgREST mount gets them.
     mount_dependencies: MountDependencies
+    # The buckets of GATEWAY_STORAGE_CONFIG; None when it is unset.
+    storage: StorageConfig | None = None
     _refresh_key: bytes | None = field(default=None)
 
     @classmethod
@@ -50,6 +54,7 @@ class Runtime:
         # No connection to the store is made here: a store that is down at start-up makes
         # /readyz answer 503 until it comes back, instead of a crash loop.
         mailer = Mailer(settings=settings)
+        storage = load_storage(settings)
         engine = make_engine(settings)
         passwords = PasswordHashing(
             workers=settings.password_hash_workers, niceness=settings.password_hash_niceness
@@ -86,7 +91,9 @@ class Runtime:
                 ),
                 revocations=revocations,
                 http=http,
+                storage=storage,
             ),
+            storage=storage,
         )
 
     @property
@@ -127,3 +134,16 @@ def runtime_of(state: State) -> Runtime:
 
 #: A route handler's ``runtime`` parameter, provided by :func:`runtime_of` at the app level.
 RuntimeDep = NamedDependency[Runtime]
+
+
+def load_storage(settings: Settings) -> StorageConfig | None:
+    """The buckets, or None without GATEWAY_STORAGE_CONFIG; credentials come from the process
+    environment, read once here."""
+    if settings.storage_config is None:
+        return None
+    return load_storage_config(
+        settings.storage_config,
+        environ=os.environ,
+        max_batch=settings.storage_max_batch,
+        max_rows=settings.storage_max_rows,
+    )

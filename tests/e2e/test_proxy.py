@@ -220,6 +220,8 @@ def test_cors_belongs_to_the_gateway(proxy: str) -> None:
     assert preflight.headers["access-control-allow-origin"] == APP_ORIGIN
     assert preflight.headers["access-control-allow-credentials"] == "true"
     assert "PATCH" in preflight.headers["access-control-allow-methods"]
+    # A single-page app may ask for presigned URLs in its PostgREST answers.
+    assert "presign" in preflight.headers["access-control-allow-headers"].split(", ")
     assert "access-control-allow-origin" not in foreign.headers
     assert actual.headers["access-control-allow-origin"] == APP_ORIGIN
     assert "origin" in actual.headers["vary"].lower()

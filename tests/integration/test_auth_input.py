@@ -418,6 +418,17 @@ async def test_the_limit_covers_every_auth_endpoint(limited_client: Client) -> N
     assert refresh.status_code == 429
 
 
+async def test_the_limit_covers_storage_presign_too(limited_client: Client) -> None:
+    # Each /storage/presign verifies a token against the store and may sign a thousand URLs.
+    await exhaust_the_limit(limited_client)
+
+    presign = await limited_client.post(
+        "/storage/presign", json={"bucket": "b", "operation": "get", "keys": ["k"]}
+    )
+
+    assert presign.status_code == 429
+
+
 async def test_a_forged_x_forwarded_for_does_not_buy_a_fresh_budget(
     limited_client: Client,
 ) -> None:

@@ -1,4 +1,4 @@
-"""The per-client-address request limit on /auth (a second line behind the per-account lockout)."""
+"""The per-client-address request limit on /auth and /storage (behind the per-account lockout)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from gateway.asgi import Scope, client_address_of, parse_networks
 
 
 def auth_rate_limit(settings: Any) -> RateLimitConfig:
-    """Per-client-address limit on /auth/* and /admin/* (behind the per-account lockout)."""
+    """Per-client-address limit on /auth/*, /storage/* (each call verifies a session in the store
+    and may sign a batch of URLs) and /admin/* (a bucket of its own), behind the lockout."""
     networks = parse_networks(tuple(settings.trusted_proxies))
 
     def identify(request: Request[Any, Any, Any]) -> str:
@@ -21,12 +22,12 @@ def auth_rate_limit(settings: Any) -> RateLimitConfig:
         area = "admin" if request.url.path.startswith("/admin/") else "auth"
         return f"{area}:{address}"
 
-    def only_auth(request: Request[Any, Any, Any]) -> bool:
-        return request.url.path.startswith(("/auth/", "/admin/"))
+    def throttled(request: Request[Any, Any, Any]) -> bool:
+        return request.url.path.startswith(("/auth/", "/storage/", "/admin/"))
 
     return RateLimitConfig(
         rate_limit=("minute", settings.auth_rate_limit),
         identifier_for_request=identify,
-        check_throttle_handler=only_auth,
+        check_throttle_handler=throttled,
         store="auth_rate_limit",
     )
