@@ -150,8 +150,10 @@ def rotate_keys(
         KeystoreError: the keystore cannot be read or written; it is then unchanged.
     """
     directory = _existing(keys_directory(settings))
-    moment = _moment(now)
     with _lock.exclusive(directory):
+        # Read the clock under the lock: a moment taken before waiting for another rotation
+        # would be older than the next key that rotation creates, and refuse this one.
+        moment = _moment(now)
         store = _reading.load(directory, settings.keys_passphrase)
         upcoming = store.manifest.next
         age = moment - upcoming.created_at
@@ -201,9 +203,9 @@ def prune_keys(
         KeystoreError: the keystore cannot be read or written; it is then unchanged.
     """
     directory = _existing(keys_directory(settings))
-    moment = _moment(now)
     keep_for = timedelta(seconds=settings.access_token_ttl) + PRUNE_MARGIN
     with _lock.exclusive(directory):
+        moment = _moment(now)  # under the lock, as in rotate_keys
         store = _reading.load(directory, settings.keys_passphrase)
         dropped = tuple(
             key
