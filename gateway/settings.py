@@ -230,11 +230,26 @@ class Settings(BaseSettings):
             raise ValueError("must be a path such as '/rest' (leading slash, no trailing slash)")
         return value
 
-    @field_validator("upstream_url", "issuer")
+    @field_validator("issuer")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _upstream_url(cls, value: str) -> str:
+        if value.startswith("unix:"):
+            # PostgREST's server-unix-socket: unix:///absolute/path, no host, nothing after it.
+            parts = urlsplit(value)
+            if parts.netloc or not re.fullmatch(r"(/[^/\x00-\x1f\x7f]+)+", parts.path):
+                raise ValueError("a Unix socket is unix:///absolute/path/to/socket")
+            if any(segment in (".", "..") for segment in parts.path.split("/")):
+                raise ValueError("a Unix socket path may hold no '.' or '..' segment")
+            return value
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// URL, or unix:///path/to/socket")
         return value.rstrip("/")
 
     @field_validator("upstream_url")

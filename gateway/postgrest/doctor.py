@@ -8,7 +8,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 
 from gateway.errors import GatewayError
@@ -17,10 +16,12 @@ from gateway.postgrest.database import connect, postgrest_database_url
 from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.tokens import KeyRing, keys_directory, load_keyring, sign_access_token
+from gateway.upstream import UpstreamAddress, UpstreamClient, UpstreamError
 
 MAX_CLOCK_SKEW = 30.0  # seconds; PostgREST and the gateway both allow 30 s on exp and iat
 PROBE_TIMEOUT = 5.0
 _BOOTSTRAP_FIX = "Run `gateway postgrest bootstrap`."
+_URL_FIX = "Start PostgREST, or set GATEWAY_UPSTREAM_URL to where it listens."
 _CLOCK_FIX = "Synchronise both clocks with NTP: beyond 30 s tokens look expired or not yet valid."
 
 
@@ -196,36 +197,46 @@ async def _clock_check(db: asyncpg.Connection) -> Check:
 
 
 async def _check_postgrest(settings: Settings, ring: KeyRing | None, upstream: str) -> list[Check]:
-    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            async with http.get(upstream + "/") as answer:
+        address = UpstreamAddress.parse(upstream)
+    except ValueError as exc:
+        return [Check("postgrest", False, f"{upstream} is not an upstream URL ({exc})", _URL_FIX)]
+    # The client the mount uses: a Unix socket upstream is probed as the proxy reaches it.
+    http = UpstreamClient(
+        address, pool_size=1, connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT
+    )
+    host = (b"host", address.host_header)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with http.request(b"GET", address.target(b"/"), [host]) as answer:
                 await answer.read()
-            reachable = Check("postgrest", True, f"{upstream} answers")
-            if ring is None:
-                return [
-                    reachable,
-                    Check(
-                        "probe token",
-                        False,
-                        "no keystore to sign a probe with",
-                        "Run `gateway keys init`.",
-                    ),
-                ]
-            token = probe_token(settings, ring)
-            async with http.get(
-                upstream + "/", headers={"Authorization": f"Bearer {token}"}
-            ) as answer:
-                status, body = answer.status, await answer.text()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        reachable = Check("postgrest", True, f"{address} answers")
+        if ring is None:
+            return [
+                reachable,
+                Check(
+                    "probe token",
+                    False,
+                    "no keystore to sign a probe with",
+                    "Run `gateway keys init`.",
+                ),
+            ]
+        token = probe_token(settings, ring)
+        bearer = (b"authorization", f"Bearer {token}".encode())
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with http.request(b"GET", address.target(b"/"), [host, bearer]) as answer:
+                status, body = answer.status, (await answer.read()).decode(errors="replace")
+    except (UpstreamError, TimeoutError) as exc:
         return [
             Check(
                 "postgrest",
                 False,
-                f"{upstream} does not answer ({exc or type(exc).__name__})",
-                "Start PostgREST, or set GATEWAY_UPSTREAM_URL to where it listens.",
+                f"{address} does not answer ({exc or type(exc).__name__})",
+                _URL_FIX,
             )
         ]
+    finally:
+        await http.close()
     if status < 400:
         return [
             reachable,

@@ -7,13 +7,12 @@ import functools
 import re
 import time
 
-import aiohttp
-
 from gateway.asgi import Header, Send
 from gateway.errors import GatewayError
 from gateway.proxy.error_answers import reply_error
 from gateway.proxy.response_headers import merge_vary
 from gateway.storage import Enrichment, enrich
+from gateway.upstream import UpstreamAnswer
 
 # The largest answer buffered to add URLs to; a bigger one is refused (ask for fewer rows).
 MAX_PRESIGN_ANSWER = 16 * 1024 * 1024
@@ -21,36 +20,35 @@ MAX_PRESIGN_ANSWER = 16 * 1024 * 1024
 # 32 MiB out, and signs on a CPU; the others wait, at most SLOT_WAIT seconds, then get a 503.
 ENRICHMENT_SLOTS = 2
 SLOT_WAIT = 10.0
-CHUNK = 64 * 1024
 _JSON_TYPES = (b"application/json", b"application/vnd.pgrst.array+json")
 # PostgREST's "0-24/*" or "0-24/1000": the rows of this answer, known before its body.
-_CONTENT_RANGE = re.compile(r"\s*([0-9]{1,18})-([0-9]{1,18})/(?:[0-9]+|\*)\s*")
+_CONTENT_RANGE = re.compile(rb"\s*([0-9]{1,18})-([0-9]{1,18})/(?:[0-9]+|\*)\s*")
 _ENRICHED_HEADERS = (b"content-length", b"cache-control", b"vary")
 
 
-def enrichable(answer: aiohttp.ClientResponse) -> bool:
+def enrichable(answer: UpstreamAnswer) -> bool:
     """A 2xx uncompressed JSON array answer: the only kind the Presign header changes (a 204
     has no body to change)."""
-    media = answer.headers.get("Content-Type", "").split(";", 1)[0].strip().lower().encode()
-    encoding = answer.headers.get("Content-Encoding", "identity").strip().lower()
+    media = (answer.header(b"content-type") or b"").split(b";", 1)[0].strip().lower()
+    encoding = (answer.header(b"content-encoding") or b"identity").strip().lower()
     return (
         200 <= answer.status < 300
         and answer.status != 204
         and media in _JSON_TYPES
-        and encoding == "identity"
+        and encoding == b"identity"
     )
 
 
 async def send_enriched(
     send: Send,
-    answer: aiohttp.ClientResponse,
+    answer: UpstreamAnswer,
     downstream: list[Header],
     enrichment: Enrichment,
     slots: asyncio.Semaphore,
 ) -> None:
     """Send an :func:`enrichable` ``answer`` (headers already rewritten into ``downstream``)
     with URLs added, or the error refusing it; the signing runs in a worker thread."""
-    declared = _declared_rows(answer.headers.get("Content-Range"))
+    declared = _declared_rows(answer.header(b"content-range"))
     if declared is not None and declared > enrichment.max_rows:
         # Refused before a byte of the body is read.
         await reply_error(send, 400, "too_many_rows", _too_many(enrichment.max_rows))
@@ -96,16 +94,16 @@ async def send_enriched(
     await send({"type": "http.response.body", "body": out})
 
 
-async def _read_capped(answer: aiohttp.ClientResponse) -> bytearray | None:
+async def _read_capped(answer: UpstreamAnswer) -> bytearray | None:
     body = bytearray()
-    async for chunk in answer.content.iter_chunked(CHUNK):
+    async for chunk in answer.chunks():
         body += chunk
         if len(body) > MAX_PRESIGN_ANSWER:
             return None
     return body
 
 
-def _declared_rows(content_range: str | None) -> int | None:
+def _declared_rows(content_range: bytes | None) -> int | None:
     match = _CONTENT_RANGE.fullmatch(content_range) if content_range else None
     if match is None:
         return None

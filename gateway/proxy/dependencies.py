@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
-
 from gateway.proxy.token_cache import VerifiedTokens
 from gateway.revocation import Revocations
 from gateway.storage import StorageConfig
 from gateway.tokens import KeyRingHolder
+from gateway.upstream import UpstreamClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +22,6 @@ class MountDependencies:
     # Ended sessions and suspended users, as every gateway process knows them.
     revocations: Revocations
     # The pooled client to PostgREST.
-    http: aiohttp.ClientSession
+    http: UpstreamClient
     # The buckets the Presign header may name; None when storage is not configured.
     storage: StorageConfig | None = None

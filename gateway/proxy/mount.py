@@ -6,9 +6,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import aiohttp
-from yarl import URL
-
 from gateway.asgi import (
     Header,
     Receive,
@@ -21,7 +18,7 @@ from gateway.asgi import (
     request_id_of,
 )
 from gateway.errors import GatewayError
-from gateway.proxy._errors import InvalidPresign, MethodNotServed
+from gateway.proxy._errors import InvalidPath, InvalidPresign, MethodNotServed
 from gateway.proxy._headers import (
     check_request_headers,
     strip_cookies,
@@ -39,7 +36,6 @@ from gateway.proxy.dependencies import MountDependencies
 from gateway.proxy.error_answers import SERVED_METHODS, reply_error
 from gateway.proxy.paths import check_query, mounted_path
 from gateway.proxy.response_headers import DownstreamHeaders
-from gateway.proxy.upstream import Upstream
 from gateway.sessions import (
     CSRF_HEADER,
     MissingCredentials,
@@ -53,6 +49,7 @@ from gateway.sessions import (
 )
 from gateway.settings import Settings
 from gateway.storage import Enrichment, enrichment_for
+from gateway.upstream import UnsendableRequest, UpstreamAddress, UpstreamClient, UpstreamError
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -65,7 +62,7 @@ FORWARD_FAILURES = (
     BodyTooLarge,
     BodyStalled,
     TimeoutError,
-    aiohttp.ClientError,
+    UpstreamError,
 )
 
 
@@ -101,7 +98,7 @@ class PostgrestMount:
         # mount is built.
         self._dependencies = dependencies
         self._prefix = settings.proxy_prefix.encode()
-        self._upstream = Upstream(settings.upstream_url)
+        self._upstream = UpstreamAddress.parse(settings.upstream_url)
         self._max_body = settings.proxy_max_body
         self._max_query = settings.proxy_max_query
         self._idle = settings.body_idle_timeout
@@ -124,11 +121,11 @@ class PostgrestMount:
         self._enrichments = asyncio.Semaphore(ENRICHMENT_SLOTS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # PostgREST and aiohttp read methods case-blind; the checks here must as well.
+        # PostgREST reads methods case-blind; the checks here must as well.
         method = scope["method"].upper()
         headers: list[Header] = scope["headers"]
         try:
-            url = self._target(scope, method, headers)
+            target = self._target(scope, method, headers)
             dependencies = self._dependencies()
             # Who is asking: verified before a byte of the body is read.
             authorization = self._authorize(dependencies, method, headers)
@@ -142,10 +139,10 @@ class PostgrestMount:
             await reply_error(send, exc.status, exc.code, exc.message)
             return
         await self._forward(
-            scope, receive, send, dependencies.http, method, url, authorization, enrichment
+            scope, receive, send, dependencies.http, method, target, authorization, enrichment
         )
 
-    def _target(self, scope: Scope, method: str, headers: list[Header]) -> URL:
+    def _target(self, scope: Scope, method: str, headers: list[Header]) -> bytes:
         """Where this request goes upstream, or the GatewayError that refuses to forward it.
 
         Decided on the raw path alone (see paths.py), then built from the configured upstream's
@@ -159,7 +156,11 @@ class PostgrestMount:
         check_request_headers(
             headers, profiles=self._profiles, needs_host=scope.get("http_version") == "1.1"
         )
-        return self._upstream.url(path, query)
+        try:
+            return self._upstream.target(path, query)
+        except UnsendableRequest:
+            # paths.py refuses every such byte first; this is the last line, never reached.
+            raise InvalidPath("The path holds a character that must be percent-encoded.") from None
 
     def _authorize(
         self, dependencies: MountDependencies, method: str, headers: list[Header]
@@ -190,9 +191,9 @@ class PostgrestMount:
         scope: Scope,
         receive: Receive,
         send: Send,
-        http: aiohttp.ClientSession,
+        http: UpstreamClient,
         method: str,
-        url: URL,
+        target: bytes,
         authorization: bytes | None,
         enrichment: Enrichment | None = None,
     ) -> None:
@@ -216,30 +217,43 @@ class PostgrestMount:
         started = False
         try:
             async with http.request(
-                method, url, headers=out_headers, data=body, allow_redirects=False
+                method.encode(),
+                target,
+                out_headers,
+                body,
+                chunked=body is not None and content_length is None,
             ) as answer:
                 # Errors, non-JSON and bodyless answers stream as any other: nothing to sign.
                 if enrichment is not None and enrichable(answer):
-                    downstream = self._downstream(answer.raw_headers, credentialed=credentialed)
+                    downstream = self._downstream(answer.headers, credentialed=credentialed)
                     await send_enriched(send, answer, downstream, enrichment, self._enrichments)
                     return
                 await send(
                     {
                         "type": "http.response.start",
                         "status": answer.status,
-                        "headers": self._downstream(answer.raw_headers, credentialed=credentialed),
+                        "headers": self._downstream(answer.headers, credentialed=credentialed),
                     }
                 )
                 started = True
                 if method == "HEAD" or answer.status in BODYLESS_STATUSES:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
-                elif answer.content_length is not None and answer.content_length <= CHUNK:
+                elif (length := answer.content_length) is not None and length <= CHUNK:
                     # Most answers: one message instead of two (each send passes three wrappers).
                     await send({"type": "http.response.body", "body": await answer.read()})
                 else:
-                    async for chunk in answer.content.iter_chunked(CHUNK):
+                    async for chunk in answer.chunks():
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except UnsendableRequest:
+            # A header value with CR, LF or NUL: refused before a byte went upstream.
+            await reply_error(
+                send,
+                400,
+                "invalid_header",
+                "A header holds a character that cannot be sent.",
+                close=request_body is not None,
+            )
         except FORWARD_FAILURES as exc:
             drop_tracebacks(exc)
             if started:
@@ -257,12 +271,12 @@ class PostgrestMount:
         cookies: list[bytes],
         authorization: bytes | None,
         content_length: bytes | None,
-    ) -> list[tuple[str, str]]:
-        """The request's header block as PostgREST gets it, in the form aiohttp takes."""
+    ) -> list[Header]:
+        """The request's header block as PostgREST gets it."""
         peer = scope["client"][0] if scope.get("client") else None
         trusted = peer is not None and bool(self._networks) and is_trusted(peer, self._networks)
         client_ip = client_address_of(scope, self._networks)
-        out_headers = upstream_request_headers(
+        return upstream_request_headers(
             scope["headers"],
             upstream_host=self._upstream.host_header,
             client_ip=(client_ip or "unknown").encode(),
@@ -274,16 +288,16 @@ class PostgrestMount:
             request_id=_request_id(scope),
             content_length=content_length,
         )
-        return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in out_headers]
 
     async def _reply_failure(
         self, send: Send, exc: Exception, request_body: RequestBody | None
     ) -> None:
         """Answer a request that did not make it to PostgREST and back.
 
-        aiohttp wraps exceptions from the body stream in its own, so what went wrong with the
-        body is read from ``request_body``. Whenever part of the body is still unread, the
-        answer closes the connection: those bytes would otherwise be taken for the next request.
+        What went wrong with the body is read from ``request_body`` (it also knows a stall or a
+        vanished client that surfaced as another exception). Whenever part of the body is still
+        unread, the answer closes the connection: those bytes would otherwise be taken for the
+        next request.
         """
         unread = request_body is not None and not request_body.finished
         if request_body is not None and request_body.disconnected:

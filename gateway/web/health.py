@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import aiohttp
+import asyncio
+
 from litestar import Response, get
 
 from gateway.errors import StoreUnavailable, error_document
 from gateway.store import is_up_to_date, ping_store
+from gateway.upstream import UpstreamError
 from gateway.web.runtime import Runtime, RuntimeDep
+
+# Seconds /readyz waits for PostgREST's root before it calls it unreachable.
+PROBE_TIMEOUT = 2.0
 
 
 @get("/healthz", sync_to_thread=False, tags=["health"], summary="Liveness")
@@ -49,11 +54,14 @@ async def readyz(runtime: RuntimeDep) -> Response[dict[str, object]]:
 
 async def _upstream_answers(runtime: Runtime) -> str:
     """Any HTTP answer from PostgREST's root counts: readiness asks "reachable", not "healthy"."""
+    http = runtime.http
     try:
-        async with runtime.http.get(
-            runtime.settings.upstream_url + "/", timeout=aiohttp.ClientTimeout(total=2)
-        ) as answer:
-            await answer.release()
-    except (aiohttp.ClientError, TimeoutError):
+        # Through the pool the mount uses: TCP or a Unix socket alike.
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with http.request(
+                b"GET", http.address.target(b"/"), [(b"host", http.address.host_header)]
+            ) as answer:
+                await answer.read()
+    except (UpstreamError, TimeoutError):
         return "unreachable"
     return "ok"

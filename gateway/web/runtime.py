@@ -7,7 +7,6 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
-import aiohttp
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlalchemy import select
@@ -23,6 +22,7 @@ from gateway.settings import Settings
 from gateway.storage import StorageConfig, load_storage_config
 from gateway.store import ServerSecret, make_engine, make_sessionmaker
 from gateway.tokens import KeyRingHolder, ensure_keystore
+from gateway.upstream import UpstreamClient
 
 REFRESH_SUCCESSOR_KEY = "refresh_successor_key"
 
@@ -37,7 +37,8 @@ class Runtime:
     keys: KeyRingHolder
     issuer: TokenIssuer
     dummy_hash: str
-    http: aiohttp.ClientSession
+    # The pooled client to PostgREST (the mount's, and /readyz's).
+    http: UpstreamClient
     revocations: Revocations
     # Account mail (verification, reset, invitations); made once, its templates checked at start.
     mailer: Mailer

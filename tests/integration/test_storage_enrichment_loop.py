@@ -7,13 +7,13 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from gateway.asgi import Message
 from gateway.proxy._presign import send_enriched
 from gateway.storage import Enrichment, StorageConfig, enrich, enrichment_for
+from gateway.upstream import UpstreamAddress, UpstreamClient
 from tests.unit.test_storage_decisions import PHOTOS
 
 ROWS = 10_000
@@ -32,8 +32,18 @@ async def upstream() -> AsyncIterator[str]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/rows"
+    yield f"http://127.0.0.1:{port}"
     await runner.cleanup()
+
+
+def client_for(upstream: str) -> UpstreamClient:
+    """The gateway's own upstream client, as the mount uses it."""
+    return UpstreamClient(
+        UpstreamAddress.parse(upstream), pool_size=2, connect_timeout=5, read_timeout=5
+    )
+
+
+ROWS_REQUEST = (b"GET", b"/rows", [(b"host", b"127.0.0.1")])
 
 
 def enrichment() -> Enrichment:
@@ -64,8 +74,10 @@ async def test_the_event_loop_keeps_running_while_an_answer_is_signed(upstream: 
             last = now
 
     ticking = asyncio.create_task(ticker())
-    async with aiohttp.ClientSession() as http, http.get(upstream) as answer:
+    http = client_for(upstream)
+    async with http.request(*ROWS_REQUEST) as answer:
         await send_enriched(send, answer, [], enrichment(), asyncio.Semaphore(1))
+    await http.close()
     done = True
     await ticking
 
@@ -85,16 +97,19 @@ async def test_with_every_slot_taken_an_enrichment_waits_then_gets_503(
         sent.append(message)
 
     slots = asyncio.Semaphore(1)
-    async with aiohttp.ClientSession() as http:
+    http = client_for(upstream)
+    try:
         await slots.acquire()
-        async with http.get(upstream) as answer:
+        async with http.request(*ROWS_REQUEST) as answer:
             await send_enriched(send, answer, [], enrichment(), slots)
         assert sent[0]["status"] == 503
         assert json.loads(sent[1]["body"])["code"] == "presign_busy"
         slots.release()
         sent.clear()
-        async with http.get(upstream) as answer:
+        async with http.request(*ROWS_REQUEST) as answer:
             await send_enriched(send, answer, [], enrichment(), slots)
+    finally:
+        await http.close()
 
     assert sent[0]["status"] == 200
     # The slot is given back once the thread is done.

@@ -255,6 +255,17 @@ PUBLIC = {
         "sign_access_token",
         "verify_access_token",
     ],
+    "upstream": [
+        "UnsendableRequest",
+        "UpstreamAddress",
+        "UpstreamAnswer",
+        "UpstreamClient",
+        "UpstreamClosed",
+        "UpstreamError",
+        "UpstreamProtocolError",
+        "UpstreamUnreachable",
+        "make_upstream_client",
+    ],
     "web": [
         "create_app",
         "create_app_from_env",
