@@ -17,6 +17,12 @@ _BASE_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*")
 UNIX_SCHEME = "unix"
 
 
+def check_target(target: bytes) -> None:
+    """Raise :class:`UnsendableRequest` unless ``target`` is ``/`` and visible ASCII."""
+    if _TARGET.fullmatch(target) is None:
+        raise UnsendableRequest("The request target holds a byte that cannot be sent.")
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamAddress:
     """A TCP host and port (``http://`` or ``https://``) or a Unix socket path (``unix://``).
@@ -84,8 +90,7 @@ class UpstreamAddress:
         + ``?`` + query, as bytes. Raises :class:`UnsendableRequest` for a byte that could end
         the request line or start a header; the mount refuses those earlier, this proves it."""
         target = self.base_path + path + b"?" + query if query else self.base_path + path
-        if _TARGET.fullmatch(target) is None:
-            raise UnsendableRequest("The request target holds a byte that cannot be sent.")
+        check_target(target)
         return target
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ from gateway.upstream._errors import (
     UpstreamError,
     UpstreamUnreachable,
 )
-from gateway.upstream.address import UpstreamAddress
+from gateway.upstream.address import UpstreamAddress, check_target
 
 # RFC 9110 section 9.2.2: methods whose replay asks for nothing more than the first attempt.
 # Only these, and only without a body, are sent again after a stale pooled connection.
@@ -293,8 +293,9 @@ class UpstreamAnswer:
 
 def _request_head(method: bytes, target: bytes, headers: Sequence[Header], chunked: bool) -> bytes:
     """The request line and header block, refused when a part could change the framing."""
-    if not _TOKEN.fullmatch(method) or not target.startswith(b"/") or b" " in target:
-        raise UnsendableRequest("The request line cannot be sent.")
+    if not _TOKEN.fullmatch(method):
+        raise UnsendableRequest("The method is not a token.")
+    check_target(target)
     lines = [method, b" ", target, b" HTTP/1.1\r\n"]
     for name, value in headers:
         lines += (name, b": ", value, b"\r\n")
@@ -305,7 +306,7 @@ def _request_head(method: bytes, target: bytes, headers: Sequence[Header], chunk
     # One scan of every name and value at once: CR, LF or NUL anywhere but in the separators
     # (or a name that is not a token) would split a field or start a new one.
     values = b"".join(value for _, value in headers)
-    if _UNSAFE_VALUE.search(values) or _UNSAFE_VALUE.search(target):
+    if _UNSAFE_VALUE.search(values):
         raise UnsendableRequest("A header value holds CR, LF or NUL.")
     for name, _ in headers:
         if not _TOKEN.fullmatch(name):

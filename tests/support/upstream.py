@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]"
@@ -82,3 +83,120 @@ def _content_length(head: bytes) -> int:
         if name.strip().lower() == b"content-length":
             return int(value)
     return 0
+
+
+# What a ScriptedUpstream handler returns instead of bytes: close without a word, or never
+# answer (until the server is closed).
+CLOSE = b""
+HANG = None
+
+
+@dataclass
+class ScriptedUpstream:
+    """A raw-socket upstream whose every answer a test scripts, for what PostgREST cannot do
+    (1xx answers, a close mid-body, garbage, silence).
+
+    ``handler(connection_number, request_number_on_it, head, body)`` returns the raw bytes to
+    send (:data:`CLOSE`: close the connection unanswered; :data:`HANG`: stay silent), and closes
+    the connection after a reply that says ``Connection: close``. Request
+    bodies are read by Content-Length or chunked framing.
+    """
+
+    handler: Callable[[int, int, bytes, bytes], bytes | None]
+    heads: list[bytes] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    connections: int = 0
+    sock: socket.socket = field(default_factory=socket.socket)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def start(self) -> ScriptedUpstream:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(
+                target=self._handle, args=(connection, self.connections), daemon=True
+            ).start()
+
+    def _handle(self, connection: socket.socket, number: int) -> None:
+        connection.settimeout(30)
+        buffer = _Buffer(connection)
+        with connection:
+            try:
+                request = 0
+                while True:
+                    head = buffer.until(b"\r\n\r\n")
+                    if head is None:
+                        return
+                    body = _read_body(buffer, head)
+                    request += 1
+                    self.heads.append(head)
+                    self.bodies.append(body)
+                    reply = self.handler(number, request, head, body)
+                    if reply is HANG:
+                        self.stopped.wait()
+                        return
+                    if not reply:
+                        return
+                    connection.sendall(reply)
+                    if b"\r\nconnection: close\r\n" in reply.lower():
+                        return
+            except OSError:
+                return
+
+
+class _Buffer:
+    def __init__(self, connection: socket.socket) -> None:
+        self.connection = connection
+        self.data = b""
+
+    def fill(self) -> bool:
+        chunk = self.connection.recv(65536)
+        self.data += chunk
+        return bool(chunk)
+
+    def until(self, marker: bytes) -> bytes | None:
+        while marker not in self.data:
+            if not self.fill():
+                return None
+        found, _, self.data = self.data.partition(marker)
+        return found
+
+    def exactly(self, size: int) -> bytes:
+        while len(self.data) < size:
+            if not self.fill():
+                raise OSError("closed mid-body")
+        found, self.data = self.data[:size], self.data[size:]
+        return found
+
+
+def _read_body(buffer: _Buffer, head: bytes) -> bytes:
+    if b"\r\ntransfer-encoding: chunked" in head.lower():
+        parts: list[bytes] = []
+        while True:
+            size_line = buffer.until(b"\r\n")
+            if size_line is None:
+                raise OSError("closed mid-body")
+            size = int(size_line, 16)
+            data = buffer.exactly(size + 2)[:-2]
+            if size == 0:
+                return b"".join(parts)
+            parts.append(data)
+    return buffer.exactly(_content_length(head))

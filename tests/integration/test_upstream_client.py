@@ -1,0 +1,398 @@
+"""The upstream client against a raw-socket upstream, for what PostgREST never does on its own:
+interim answers, garbage, a close mid-body or between requests, silence, an upgrade.
+(tests/e2e/test_upstream_postgrest.py runs the same client against the real PostgREST.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from gateway.upstream import (
+    UnsendableRequest,
+    UpstreamAddress,
+    UpstreamClient,
+    UpstreamClosed,
+    UpstreamProtocolError,
+)
+from tests.support.upstream import CLOSE, HANG, ScriptedUpstream
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+HOST = [(b"host", b"upstream")]
+Handler = Callable[[int, int, bytes, bytes], bytes | None]
+
+
+@pytest.fixture
+def script() -> Iterator[Callable[[Handler], ScriptedUpstream]]:
+    servers: list[ScriptedUpstream] = []
+
+    def start(handler: Handler) -> ScriptedUpstream:
+        servers.append(ScriptedUpstream(handler).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def client_for(server: ScriptedUpstream, **options: float) -> UpstreamClient:
+    return UpstreamClient(
+        UpstreamAddress.parse(server.url),
+        pool_size=int(options.get("pool_size", 4)),
+        connect_timeout=options.get("connect_timeout", 5.0),
+        read_timeout=options.get("read_timeout", 5.0),
+    )
+
+
+async def get(client: UpstreamClient, method: bytes = b"GET") -> tuple[int, bytes]:
+    async with client.request(method, b"/x", HOST) as answer:
+        return answer.status, await answer.read()
+
+
+async def body_of(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_interim_1xx_answers_are_skipped_and_the_final_answer_is_returned(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda *_: (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" + OK
+        )
+    )
+    client = client_for(server)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        assert (answer.status, await answer.read()) == (200, b"ok")
+        assert answer.headers == [(b"Content-Length", b"2")]
+    assert await get(client) == (200, b"ok")
+    assert server.connections == 1
+    await client.close()
+
+
+async def test_the_header_block_comes_back_in_order_with_case_and_duplicates(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda *_: (
+            b"HTTP/1.1 200 OK\r\nX-B: 1\r\nset-cookie: a=1\r\nX-A: 2\r\n"
+            b"Set-Cookie: b=2\r\nContent-Length: 0\r\n\r\n"
+        )
+    )
+    client = client_for(server)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        headers = answer.headers
+
+    assert headers == [
+        (b"X-B", b"1"),
+        (b"set-cookie", b"a=1"),
+        (b"X-A", b"2"),
+        (b"Set-Cookie", b"b=2"),
+        (b"Content-Length", b"0"),
+    ]
+    await client.close()
+
+
+async def test_a_close_mid_body_is_an_error_never_a_short_answer(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda *_: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nten bytes!"
+    )
+    client = client_for(server)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        assert answer.status == 200
+        with pytest.raises(UpstreamClosed):
+            await answer.read()
+    assert client.open_connections == 0
+    await client.close()
+
+
+async def test_a_close_mid_chunked_body_is_an_error(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda *_: (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"5\r\nhello\r\n"
+        )
+    )
+    client = client_for(server)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        with pytest.raises(UpstreamClosed):
+            await answer.read()
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n",
+    ],
+)
+async def test_an_answer_that_is_not_http_is_a_protocol_error(
+    script: Callable[[Handler], ScriptedUpstream], garbage: bytes
+) -> None:
+    server = script(lambda *_: garbage)
+    client = client_for(server)
+
+    with pytest.raises(UpstreamProtocolError):
+        await get(client)
+    assert client.open_connections == 0
+    await client.close()
+
+
+async def test_an_upgrade_answer_is_refused(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda *_: (
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+        )
+    )
+    client = client_for(server)
+
+    with pytest.raises(UpstreamProtocolError):
+        await get(client)
+    await client.close()
+
+
+async def test_silence_before_the_head_is_a_timeout_after_the_read_timeout(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: HANG)
+    client = client_for(server, read_timeout=0.2)
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await get(client)
+    assert 0.2 <= asyncio.get_running_loop().time() - started < 2.0
+    assert client.open_connections == 0
+    await client.close()
+
+
+async def test_silence_mid_body_is_a_timeout(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    def handler(connection: int, request: int, head: bytes, body: bytes) -> bytes | None:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfive!"
+
+    server = script(handler)
+    client = client_for(server, read_timeout=0.2)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        with pytest.raises(TimeoutError):
+            await answer.read()
+    await client.close()
+
+
+async def test_the_pool_wait_counts_against_the_connect_timeout(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server, pool_size=1, connect_timeout=0.2)
+
+    async with client.request(b"GET", b"/x", HOST):
+        with pytest.raises(TimeoutError):
+            await get(client)
+    assert await get(client) == (200, b"ok")
+    assert server.connections == 1
+    await client.close()
+
+
+async def test_the_pool_never_opens_more_connections_than_its_size(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server, pool_size=2)
+
+    answers = await asyncio.gather(*(get(client) for _ in range(20)))
+
+    assert answers == [(200, b"ok")] * 20
+    assert server.connections <= 2
+    await client.close()
+
+
+def stale_after_first(connection: int, request: int, head: bytes, body: bytes) -> bytes | None:
+    """Every connection answers one request, then closes at the next without a word: what an
+    upstream's idle timeout does to a pooled connection at the worst moment."""
+    return OK if request == 1 else CLOSE
+
+
+async def test_a_get_on_a_pooled_connection_that_died_is_sent_again_once(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(stale_after_first)
+    client = client_for(server)
+    assert await get(client) == (200, b"ok")
+
+    assert await get(client) == (200, b"ok")
+
+    # The second GET went up twice: on the stale connection, then on a new one.
+    assert [h.split(b"\r\n")[0] for h in server.heads] == [b"GET /x HTTP/1.1"] * 3
+    assert server.connections == 2
+    await client.close()
+
+
+@pytest.mark.parametrize("method", [b"POST", b"PATCH"])
+async def test_a_post_or_patch_is_never_sent_twice(
+    script: Callable[[Handler], ScriptedUpstream], method: bytes
+) -> None:
+    server = script(stale_after_first)
+    client = client_for(server)
+    assert await get(client) == (200, b"ok")
+
+    with pytest.raises(UpstreamClosed):
+        await get(client, method)
+
+    assert [h.split(b" ")[0] for h in server.heads] == [b"GET", method]
+    await client.close()
+
+
+async def test_a_request_with_a_body_is_never_sent_twice(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(stale_after_first)
+    client = client_for(server)
+    assert await get(client) == (200, b"ok")
+
+    with pytest.raises(UpstreamClosed):
+        async with client.request(
+            b"PUT", b"/x", [*HOST, (b"content-length", b"2")], body_of(b"{}")
+        ):
+            pass
+
+    assert len(server.heads) == 2
+    await client.close()
+
+
+async def test_a_failure_on_a_new_connection_is_not_retried(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: CLOSE)
+    client = client_for(server)
+
+    with pytest.raises(UpstreamClosed):
+        await get(client)
+
+    assert len(server.heads) == 1
+    await client.close()
+
+
+async def test_a_connection_closed_by_the_upstream_while_idle_is_never_reused(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda *_: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    )
+    client = client_for(server)
+
+    assert await get(client) == (200, b"ok")
+    assert await get(client) == (200, b"ok")
+
+    assert server.connections == 2
+    assert len(server.heads) == 2  # no request went to a closed connection
+    await client.close()
+
+
+async def test_a_head_answer_has_no_body_whatever_its_content_length(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda _c, _r, head, _b: (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" if head.startswith(b"HEAD") else OK
+        )
+    )
+    client = client_for(server)
+
+    async with client.request(b"HEAD", b"/x", HOST) as answer:
+        assert (answer.status, answer.content_length, await answer.read()) == (200, 5000, b"")
+    assert await get(client) == (200, b"ok")
+    await client.close()
+
+
+@pytest.mark.parametrize("status", [204, 304])
+async def test_a_204_or_304_has_no_body_and_keeps_the_connection(
+    script: Callable[[Handler], ScriptedUpstream], status: int
+) -> None:
+    server = script(
+        lambda _c, request, _h, _b: (
+            b'HTTP/1.1 %d X\r\nETag: "1"\r\n\r\n' % status if request == 1 else OK
+        )
+    )
+    client = client_for(server)
+
+    assert await get(client) == (status, b"")
+    assert await get(client) == (200, b"ok")
+    assert server.connections == 1
+    await client.close()
+
+
+async def test_a_body_is_streamed_chunked_when_asked(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+    pieces = [b"a" * 70_000, b"b" * 3, b"c" * 100_000]
+
+    async with client.request(b"POST", b"/x", HOST, body_of(*pieces), chunked=True) as answer:
+        assert await answer.read() == b"ok"
+
+    assert b"\r\ntransfer-encoding: chunked" in server.heads[0]
+    assert server.bodies == [b"".join(pieces)]
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    "target", [b"/x y", b"/x\r\nHost: evil", b"/x\nX: 1", b"/x\x00", b"/x\x7f", b"/x\xc3\xa9"]
+)
+async def test_a_target_that_could_split_the_request_line_is_never_sent(
+    script: Callable[[Handler], ScriptedUpstream], target: bytes
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    with pytest.raises(UnsendableRequest):
+        client.address.target(target)
+    with pytest.raises(UnsendableRequest):
+        async with client.request(b"GET", target, HOST):
+            pass
+
+    assert server.connections == 0
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"x-a", b"1\r\nHost: evil"),
+        (b"x-a", b"1\nX-B: 2"),
+        (b"x-a", b"1\rX-B: 2"),
+        (b"x-a", b"1\x00"),
+        (b"x-a\r\nhost", b"evil"),
+        (b"x a", b"1"),
+        (b"x-a:", b"1"),
+    ],
+)
+async def test_a_header_that_could_start_another_field_is_never_sent(
+    script: Callable[[Handler], ScriptedUpstream], header: tuple[bytes, bytes]
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    with pytest.raises(UnsendableRequest):
+        async with client.request(b"GET", b"/x", [*HOST, header]):
+            pass
+
+    assert server.connections == 0
+    await client.close()
