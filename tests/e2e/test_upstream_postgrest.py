@@ -165,7 +165,7 @@ async def test_a_big_answer_read_slowly_stops_the_socket_being_read(server: Post
             if not transport.is_reading():
                 break
             # Not a timed sleep: one turn of the event loop, which reads what has arrived.
-            await asyncio.sleep(0)  # noqa: ASYNC110 - the transport has no event to await
+            await asyncio.sleep(0)
         assert not transport.is_reading(), "reading never paused"
         buffered = connection._buffered
         body = await answer.read()
