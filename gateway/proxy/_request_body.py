@@ -23,8 +23,8 @@ class BodyStalled(Exception):
 class RequestBody:
     """The request body as it arrives, streamed upstream and refused past ``limit`` bytes.
 
-    What went wrong is kept here as well as raised: aiohttp wraps exceptions from a body
-    stream into its own, and the mount must still tell 413 and a vanished client apart.
+    What went wrong is kept here as well as raised: the mount must tell 413, 408 and a
+    vanished client apart whatever exception the failure surfaced as upstream.
     """
 
     __slots__ = ("_idle", "_limit", "_receive", "disconnected", "finished", "stalled", "too_large")
@@ -67,8 +67,9 @@ class RequestBody:
 def drop_tracebacks(exc: BaseException) -> None:
     """Cut the tracebacks of ``exc`` and the exceptions chained to it.
 
-    aiohttp keeps the exception it raised in a frame that its own traceback holds, a cycle
-    that only the cyclic garbage collector frees. Until then the cycle holds this request's
+    An HTTP client may keep the exception it raised where its own traceback reaches it (the
+    upstream client keeps a connection's failure to raise it again), a cycle that only the
+    cyclic garbage collector frees. Until then the cycle holds this request's
     frames, hence the server's ``receive``, and Granian keeps a connection open while its
     request body can still be read: a stalled client's connection stayed open after the 408
     that said ``Connection: close``. Only the links are cut; the frames are left alone

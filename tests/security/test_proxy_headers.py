@@ -1,5 +1,5 @@
 """What goes up to PostgREST and what comes back down, in-process through the real front door
-and mount (real aiohttp) to a recording upstream whose answer each test sets."""
+and mount (the real upstream client) to a recording upstream whose answer each test sets."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Where the mount sends a request: a Hypothesis property over raw paths, and the cases where
 the raw path and the decoded one tell different stories.
 
-In-process, through the real front door, the real mount and the real aiohttp session, to a
+In-process, through the real front door, the real mount and the real upstream client, to a
 recording upstream on a local port; a second local server stands for every other host and must
 never receive a request. tests/security/test_proxy_boundary.py does the same through a real
 gateway process.

@@ -1,8 +1,8 @@
 """Drive the server's front door and the real PostgREST mount in-process, over real HTTP.
 
-The mount talks to its upstream with the real aiohttp session the gateway makes
+The mount talks to its upstream with the real upstream client the gateway makes
 (``make_client_session``), so whatever the bytes of a request, what reaches the upstream is
-what aiohttp really sends. Litestar is replaced by an app that answers 404 ``litestar``: a
+what the gateway really sends. Litestar is replaced by an app that answers 404 ``litestar``: a
 test sees which side took the request. Anonymous requests only (no token, no revocation set).
 """
 

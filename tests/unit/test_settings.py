@@ -130,3 +130,32 @@ def test_secrets_stay_out_of_the_settings_repr_and_errors(
     with pytest.raises(SettingsError) as refused:
         load_settings()
     assert "s3cret" not in str(refused.value)
+
+
+def test_a_unix_socket_upstream_is_accepted_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_UPSTREAM_URL", "unix:///run/postgrest/postgrest.sock")
+
+    assert load_settings().upstream_url == "unix:///run/postgrest/postgrest.sock"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "unix://run/postgrest.sock",  # a host, not an absolute path
+        "unix://user@/run/postgrest.sock",
+        "unix:///run/postgrest.sock?mode=x",
+        "unix:///run/postgrest.sock#x",
+        "unix:///run/../etc/postgrest.sock",
+        "unix:///run/postgrest/",
+        "unix:relative.sock",
+        "unix://",
+        "unix:///run/post\x01grest.sock",
+    ],
+)
+def test_a_unix_socket_upstream_must_be_an_absolute_path_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("GATEWAY_UPSTREAM_URL", value)
+
+    with pytest.raises(SettingsError, match="GATEWAY_UPSTREAM_URL"):
+        load_settings()
