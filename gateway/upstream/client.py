@@ -22,9 +22,10 @@ from gateway.upstream._errors import (
 )
 from gateway.upstream.address import UpstreamAddress, check_target
 
-# RFC 9110 section 9.2.2: methods whose replay asks for nothing more than the first attempt.
-# Only these, and only without a body, are sent again after a stale pooled connection.
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+# Sent again after a stale pooled connection, and only without a body: the safe methods of
+# RFC 9110 section 9.2.1. DELETE and PUT are idempotent too, but a replayed DELETE may answer
+# differently (return=representation), and the documented rule is "never retried".
+REPLAYABLE = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 # A pooled connection idle for longer is closed rather than reused: PostgREST's HTTP server
 # (Warp) closes idle connections after 30 s, and losing that race costs a retry.
 MAX_IDLE = 20.0
@@ -208,7 +209,7 @@ class Exchange:
     async def __aenter__(self) -> UpstreamAnswer:
         client = self._client
         head = _request_head(self._method, self._target, self._headers, self._chunked)
-        replayable = self._body is None and self._method in IDEMPOTENT
+        replayable = self._body is None and self._method in REPLAYABLE
         head_only = self._method == b"HEAD"
         while True:
             connection, reused = await client._acquire()

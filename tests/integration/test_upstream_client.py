@@ -244,8 +244,8 @@ async def test_a_get_on_a_pooled_connection_that_died_is_sent_again_once(
     await client.close()
 
 
-@pytest.mark.parametrize("method", [b"POST", b"PATCH"])
-async def test_a_post_or_patch_is_never_sent_twice(
+@pytest.mark.parametrize("method", [b"POST", b"PATCH", b"DELETE"])
+async def test_a_post_patch_or_delete_is_never_sent_twice(
     script: Callable[[Handler], ScriptedUpstream], method: bytes
 ) -> None:
     server = script(stale_after_first)
