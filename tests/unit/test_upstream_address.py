@@ -45,7 +45,7 @@ def test_a_unix_socket_upstream_is_reached_as_localhost() -> None:
     ],
 )
 def test_an_upstream_url_the_proxy_could_not_reach_safely_is_refused(url: str) -> None:
-    with pytest.raises(ValueError, match="upstream|Unix socket"):
+    with pytest.raises(ValueError, match=r"upstream|Unix socket"):
         UpstreamAddress.parse(url)
 
 
