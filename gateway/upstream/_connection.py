@@ -176,9 +176,9 @@ class Connection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("PostgREST answered with a protocol upgrade"))
             self.close()
         except httptools.HttpParserError as exc:
-            if self.complete and self._head_only:
-                return  # the HEAD answer ended at its head; the connection is closed on release
-            self._fail(UpstreamProtocolError(f"unreadable answer: {type(exc).__name__}"))
+            if not (self.complete and self._head_only):
+                self._fail(UpstreamProtocolError(f"unreadable answer: {type(exc).__name__}"))
+            # Whatever came, this connection's bytes can no longer be trusted to frame answers.
             self.close()
 
     def eof_received(self) -> bool:
@@ -201,6 +201,11 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     # --- llhttp callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second answer to one request: never read as the next request's answer.
+            raise UpstreamProtocolError("PostgREST sent more than one answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -226,6 +231,8 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:
+            return  # bytes after a HEAD answer's head: no body, whatever was sent
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered >= HIGH_WATER and not self._paused_reading and self.transport:

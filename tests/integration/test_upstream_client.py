@@ -396,3 +396,17 @@ async def test_a_header_that_could_start_another_field_is_never_sent(
 
     assert server.connections == 0
     await client.close()
+
+
+async def test_a_second_answer_to_one_request_is_never_taken_for_the_next_ones(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle"
+    server = script(lambda _c, request, _h, _b: OK + smuggled if request == 1 else OK)
+    client = client_for(server)
+
+    assert await get(client) == (200, b"ok")
+    assert await get(client) == (200, b"ok")
+
+    assert server.connections == 2  # the connection that talked too much was not reused
+    await client.close()
