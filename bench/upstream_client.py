@@ -1,7 +1,8 @@
 """The mount's upstream client: aiohttp as the mount used to tune it, beside gateway.upstream.
 
 Keep-alive GETs carrying the header block the mount sends, from this process (uvloop, pinned to
-one core when it can be) to nginx answering a fixed body on loopback. Rounds are interleaved
+one core when it can be) to nginx answering a fixed body on loopback; and the whole mount
+(PostgrestMount, an anonymous GET, no server around it) on the new client. Rounds are interleaved
 (client A, client B, A, B, ...) so that a neighbour's load hits both alike; the figure is this
 process's CPU time (``time.process_time``) per request, the median over rounds. Printed side by
 side with the ratio; never asserted anywhere. Run: ``python -m bench.upstream_client``.
@@ -15,14 +16,17 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import uvloop
 
 from bench.nginx import nginx_binary
+from gateway.proxy import MountDependencies, PostgrestMount, make_client_session
+from gateway.settings import Settings
 from gateway.upstream import UpstreamAddress, UpstreamClient
 from tests.support.postgres import free_port
 
@@ -123,6 +127,44 @@ async def lean_client(url: str) -> tuple[Get, Callable[[], Awaitable[None]]]:
     return get, client.close
 
 
+async def whole_mount(url: str) -> tuple[Get, Callable[[], Awaitable[None]]]:
+    """PostgrestMount itself (header rules, the client, the answer's rules), an anonymous GET
+    driven as the ASGI server would; ``/rest/small`` is ``/small`` at nginx."""
+    settings = Settings(_env_file=None, upstream_url=url, cookie_secure=False)
+    http = make_client_session(settings)
+    unused: Any = None  # an anonymous request reaches no key, cache nor revocation set
+    dependencies = MountDependencies(keys=unused, tokens=unused, revocations=unused, http=http)
+    mount = PostgrestMount(settings, lambda: dependencies)
+    headers = [(b"host", b"gateway.example"), *(h for h in HEADERS if h[0] != b"authorization")]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def get(path: str) -> int:
+        status = 0
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            status = message.get("status", status)
+
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "scheme": "http",
+            "method": "GET",
+            "path": "/rest" + path,
+            "raw_path": b"/rest" + path.encode(),
+            "query_string": b"",
+            "headers": headers,
+            "client": ("198.51.100.7", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        await mount(scope, receive, send)
+        return status
+
+    return get, http.close
+
+
 async def cpu_per_request(get: Get, path: str, in_flight: int) -> float:
     async def worker(count: int) -> None:
         for _ in range(count):
@@ -135,7 +177,11 @@ async def cpu_per_request(get: Get, path: str, in_flight: int) -> float:
 
 
 async def measure(url: str) -> dict[tuple[str, int, int], list[float]]:
-    makers = {"aiohttp (tuned)": aiohttp_client, "gateway.upstream": lean_client}
+    makers = {
+        "aiohttp (tuned)": aiohttp_client,
+        "gateway.upstream": lean_client,
+        "PostgrestMount": whole_mount,
+    }
     results: dict[tuple[str, int, int], list[float]] = {}
     for _ in range(ROUNDS):
         for size, in_flight in SCENARIOS:
@@ -154,12 +200,14 @@ def main() -> None:
     with static_nginx() as url:
         results = uvloop.run(measure(url))
     print(f"CPU µs per keep-alive GET, median of {ROUNDS} interleaved rounds of {REQUESTS}")
-    print("| body, in flight | aiohttp (tuned) | gateway.upstream | ratio |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| body, in flight | aiohttp (tuned) | gateway.upstream | ratio | whole mount on it |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for size, in_flight in SCENARIOS:
-        old = statistics.median(results[("aiohttp (tuned)", size, in_flight)])
-        new = statistics.median(results[("gateway.upstream", size, in_flight)])
-        print(f"| {size} B, {in_flight} | {old:.0f} | {new:.0f} | {old / new:.2f}x |")
+        old, new, mount = (
+            statistics.median(results[(name, size, in_flight)])
+            for name in ("aiohttp (tuned)", "gateway.upstream", "PostgrestMount")
+        )
+        print(f"| {size} B, {in_flight} | {old:.0f} | {new:.0f} | {old / new:.2f}x | {mount:.0f} |")
 
 
 if __name__ == "__main__":

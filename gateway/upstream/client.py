@@ -110,8 +110,9 @@ class UpstreamClient:
 
     async def _acquire(self) -> tuple[Connection, bool]:
         """A live pooled connection (reused: True) or a new one (False)."""
-        loop = self._loop or asyncio.get_running_loop()
-        self._loop = loop
+        if self._closed:
+            raise UpstreamClosed("the client is closed")
+        loop = self._loop = asyncio.get_running_loop()
         now = loop.time()
         while self._idle:
             connection = self._idle.pop()  # the most recently used: the least likely stale
@@ -126,9 +127,12 @@ class UpstreamClient:
                 self._waiters.append(waiter)
                 try:
                     await waiter
-                finally:
+                except BaseException:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
+                    elif waiter.done() and not waiter.cancelled():
+                        self._notify()  # woken, then timed out: the turn goes to the next
+                    raise
                 if self._idle:
                     connection = self._idle.pop()
                     if connection.alive:
