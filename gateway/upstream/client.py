@@ -27,7 +27,7 @@ from gateway.upstream.address import UpstreamAddress, check_target
 # differently (return=representation), and the documented rule is "never retried".
 REPLAYABLE = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 # A pooled connection idle for longer is closed rather than reused: PostgREST's HTTP server
-# (Warp) closes idle connections after 30 s, and losing that race costs a retry.
+# (Warp) closes idle connections after 30 s by default; losing that race costs a retry.
 MAX_IDLE = 20.0
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE = re.compile(rb"[\x00\r\n]")
