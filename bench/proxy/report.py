@@ -28,6 +28,8 @@ from bench.proxy.tables import (
     workers_table,
 )
 from bench.proxy.targets import UPSTREAMS
+from bench.soak import REPORT as SOAK
+from bench.soak import VERDICT as SOAK_VERDICT
 
 ANOMALY = [
     "An earlier report had PostgREST direct at about 2,370 req/s for "
@@ -58,9 +60,7 @@ ANOMALY = [
     "starts on the same 8 KiB table.",
 ]
 REPORT = REPO_ROOT / "docs" / "benchmarks.md"
-SOAK = REPO_ROOT / "docs" / "soak.md"
-SOAK_VERDICT = "Verdict: "
-"""The line of docs/soak.md (written by bench/soak.py) the targets table quotes."""
+
 PLOT = REPO_ROOT / "docs" / "benchmarks.png"
 COMMAND = "uv run --group bench python -m bench.proxy"
 
