@@ -23,7 +23,7 @@ from tests.support.server import GatewayDidNotStart
 COUNTS = ("duration", "warmup", "rounds", "connections", "threads", "login_clients",
           "storm_logins", "storm_connections", "workers")  # fmt: skip
 """The options that must be at least 1."""
-QUICK_DEFAULTS = (("duration", 10, 3), ("rounds", 3, 2), ("warmup", 3, 1), ("patience", 20.0, 1.0))
+QUICK_DEFAULTS = (("duration", 6, 3), ("rounds", 3, 2), ("warmup", 3, 1), ("patience", 20.0, 1.0))
 """(option, full run default, --quick default)."""
 
 
@@ -36,7 +36,7 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         "and on one connection, direct, gateway, nginx, both upstreams; 2 rounds of 3 s); "
         "writes nothing",
     )
-    parser.add_argument("--duration", type=int, help="seconds per wrk run (10; quick 3)")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (6; quick 3)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument("--rounds", type=int, help="rounds per target (3; quick 2)")

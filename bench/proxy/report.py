@@ -485,6 +485,25 @@ def quick_report(outcome: Outcome) -> str:
     )
 
 
+KEPT = ("## Presigned URLs",)
+"""Sections of docs/benchmarks.md written by hand from other benchmarks (bench/presign.py): a new
+report carries them over from the old one."""
+
+
+def kept_sections(old: str) -> list[str]:
+    lines = old.splitlines()
+    kept: list[str] = []
+    for heading in KEPT:
+        if heading in lines:
+            start = lines.index(heading)
+            end = next(
+                (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                len(lines),
+            )
+            kept += [*lines[start:end], ""] if lines[end - 1] else lines[start:end]
+    return kept
+
+
 def publish(outcome: Outcome, *, write: bool) -> None:
     """The report on stdout; with ``write``, also docs/benchmarks.md and (with matplotlib) the
     plot."""
@@ -498,6 +517,10 @@ def publish(outcome: Outcome, *, write: bool) -> None:
         plot = PLOT.name
         step(f"wrote {PLOT.relative_to(REPO_ROOT)}")
     report = render(outcome, plot)
+    if REPORT.exists():
+        carried = kept_sections(REPORT.read_text())
+        if carried:
+            report = report.rstrip("\n") + "\n\n" + "\n".join(carried).rstrip("\n") + "\n"
     print(report)
     if write:
         REPORT.write_text(report)
