@@ -52,8 +52,9 @@ ANOMALY = [
     "request took about 0.4 ms of it, which is the drop from ~2,370 to ~820 req/s. Until "
     "ANALYZE ran, the planner also expected 83,500 rows and chose an index scan over every "
     "dead entry (the first query after the delete is the slowest: it prunes and sets hint "
-    "bits). The PostgREST pool (10 connections) and the plans on the vacuumed table were the "
-    "same in both runs. The fix: before every scenario the benchmark deletes what the "
+    "bits). Not the cause: the PostgREST pool, the same `db-pool` 10 in both upstreams, and "
+    "the plans on the vacuumed table, a sequential scan of its one page for both queries. "
+    "The fix: before every scenario the benchmark deletes what the "
     "insert added, runs `VACUUM ANALYZE public.projects` and checks that exactly 100 rows "
     "remain (`settle_table` in bench/proxy/scenarios.py), so every scenario and upstream "
     "starts on the same 8 KiB table.",
