@@ -35,9 +35,12 @@ RUN uv sync --locked --no-dev --extra redis --no-editable
 # ownership, so the gateway can write its keystore without running as root.
 # /data is the working directory: the embedded SQLite store (./gateway.db) lands there when no
 # GATEWAY_DATABASE_URL is given.
+# /sockets is where compose's PostgREST (uid 1000) creates its Unix socket for the gateway:
+# writable by both uids, sticky so that neither can remove the other's files.
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin gateway \
-    && mkdir -p /keys /data \
-    && chown gateway:gateway /keys /data
+    && mkdir -p /keys /data /sockets \
+    && chown gateway:gateway /keys /data /sockets \
+    && chmod 1777 /sockets
 
 ENV GATEWAY_HOST=0.0.0.0 \
     GATEWAY_KEYS_DIR=/keys

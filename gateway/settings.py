@@ -98,6 +98,16 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def cores_available() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and ``taskset``
+    narrow), at most 64: what ``GATEWAY_WORKERS=auto`` means."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(64, cores))
+
+
 class Settings(BaseSettings):
     """Every setting of the gateway. Field ``foo_bar`` is read from ``GATEWAY_FOO_BAR``."""
 
@@ -126,6 +136,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    """Granian worker processes; ``auto`` (one per core this process may run on) is resolved
+    when the settings are read, so every reader sees a number."""
     issuer: str = "http://127.0.0.1:8000"
     access_token_ttl: int = Field(default=3600, ge=30, le=86400)
     refresh_token_ttl: int = Field(default=2592000, ge=60)
@@ -174,6 +186,17 @@ class Settings(BaseSettings):
     _split_allowed_roles = field_validator(
         "allowed_roles", "trusted_proxies", "postgrest_schemas", "cors_origins", mode="before"
     )(_split_list)
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "auto":
+                return cores_available()
+            if not text.isdigit():
+                raise ValueError("must be a number of workers (1 to 64) or 'auto'")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -31,7 +31,13 @@ from bench.proxy.measure import (
     settle,
     wrk_version,
 )
-from bench.proxy.profile import Profile, profile_if_asked
+from bench.proxy.profile import (
+    FLAME_SECONDS,
+    Profile,
+    find_py_spy,
+    flame_graph,
+    profile_if_asked,
+)
 from bench.proxy.progress import BenchFailed, step
 from bench.proxy.scenarios import (
     Scenario,
@@ -40,15 +46,22 @@ from bench.proxy.scenarios import (
     healthz,
     remove_inserted,
     scenarios_for,
+    settle_table,
 )
 from bench.proxy.targets import (
+    LEVELS,
+    QUICK_LEVELS,
+    UNIX_SOCKET,
     UPSTREAMS,
+    Options,
     Stack,
     Upstream,
+    gateway_env,
     gateway_pid,
     gateway_target,
     running_stack,
 )
+from tests.support.server import run_gateway
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,16 @@ class Storm:
 
 
 @dataclass(frozen=True)
+class Workers:
+    """The single-row GET through gateways of 1 and of ``counts[-1]`` workers, in turn."""
+
+    upstream: Upstream
+    scenario: Scenario
+    runs: dict[int, list[Run]]
+    """Worker count → its rounds."""
+
+
+@dataclass(frozen=True)
 class Outcome:
     args: argparse.Namespace
     upstreams: list[Upstream]
@@ -77,8 +100,11 @@ class Outcome:
     profile_note: str
     reference: Aggregate | None
     logins: list[SignIns]
-    storm: Storm
+    storm: Storm | None
     token_rates: list[token_bench.TokenRates]
+    workers: Workers | None
+    flame: str
+    """Where the flame graph went (or why there is none); empty when none was asked for."""
     with_nginx: bool
     started: datetime
     revision: str
@@ -97,6 +123,9 @@ def proxy_runs(
         targets = deployment.targets()
         for scenario in scenarios:
             label = f"{upstream.key}, {scenario.title}"
+            # Every scenario starts on the same table: 100 live rows, no dead tuples, fresh
+            # statistics (docs/benchmarks.md, "The 100-row anomaly").
+            settle_table(stack.database_url)
             step(f"{label}: warm-up")
             for target in targets.values():
                 run_wrk(wrk, target.base + scenario.path, scenario=scenario, seconds=args.warmup)
@@ -126,6 +155,56 @@ def proxy_runs(
             for name, target_runs in per_target.items():
                 results[(upstream.key, scenario.key, name)] = aggregate(target_runs)
     return runs, results
+
+
+def workers_runs(args: argparse.Namespace, wrk: Wrk, stack: Stack, scenario: Scenario) -> Workers:
+    """The single-row GET through a gateway of 1 worker and one of ``--compare-workers``
+    workers (both log level warning) in front of the last upstream, in alternating order."""
+    deployment = stack.deployments[-1]
+    upstream = deployment.upstream
+    more = args.compare_workers
+    step(f"workers: starting a gateway with {more} workers in front of {upstream.title}")
+    with ExitStack() as extra:
+        one = deployment.gateways["warning"] if args.workers == 1 else None
+        if one is None:
+            one = extra.enter_context(
+                run_gateway(
+                    gateway_env(stack.database, deployment.upstream_url, "warning", 1),
+                    stack.workdir,
+                )
+            )
+        many = extra.enter_context(
+            run_gateway(
+                gateway_env(stack.database, deployment.upstream_url, "warning", more),
+                stack.workdir,
+            )
+        )
+        targets = {
+            1: gateway_target("gateway, 1 worker", one, path="/rest"),
+            more: gateway_target(f"gateway, {more} workers", many, path="/rest"),
+        }
+        for target in targets.values():
+            run_wrk(wrk, target.base + scenario.path, scenario=scenario, seconds=args.warmup)
+        runs: dict[int, list[Run]] = {count: [] for count in targets}
+        for number in range(1, args.rounds + 1):
+            order = list(targets) if number % 2 else list(reversed(targets))
+            for count in order:
+                run = measure(
+                    wrk,
+                    upstream,
+                    scenario,
+                    targets[count],
+                    seconds=args.duration,
+                    round_number=number,
+                    quiet=args.quiet / 100,
+                    patience=args.patience,
+                )
+                runs[count].append(run)
+                step(
+                    f"workers, round {number}, {count}: {run.rps:,.0f} req/s, "
+                    f"{run.cpu_us_per_request:,.0f} µs CPU/request"
+                )
+    return Workers(upstream, scenario, runs)
 
 
 def gateway_alone(args: argparse.Namespace, wrk: Wrk, stack: Stack) -> Aggregate:
@@ -238,7 +317,12 @@ def announce(args: argparse.Namespace, stack: Stack, scenarios: Sequence[Scenari
     targets_per_upstream = len(stack.deployments[0].targets())
     total = len(stack.deployments) * len(scenarios) * targets_per_upstream
     seconds = total * (args.rounds * (args.duration + 1) + args.warmup)
+    if args.quick:
+        step(f"{total * args.rounds} runs of {args.duration} s: about {seconds / 60:.0f} minutes")
+        return
     seconds += args.rounds * (args.duration + 2) * 4 + args.duration * 2 + 30
+    if args.compare_workers > 1:
+        seconds += 2 * (args.rounds * (args.duration + 1) + args.warmup) + 15
     step(
         f"{total * args.rounds} runs of {args.duration} s and {total} warm-ups of "
         f"{args.warmup} s, then sign-ins, a login storm and tokens: about "
@@ -246,33 +330,78 @@ def announce(args: argparse.Namespace, stack: Stack, scenarios: Sequence[Scenari
     )
 
 
+def flame_if_asked(args: argparse.Namespace, wrk: Wrk, stack: Stack, scenario: Scenario) -> str:
+    if not args.flame:
+        return ""
+    found = find_py_spy(args.py_spy)
+    if found is None:
+        return "no flame graph: py-spy was not found"
+    seconds = args.profile or FLAME_SECONDS
+    step(f"flame graph of the gateway with py-spy for {seconds} s")
+    try:
+        return flame_graph(found, wrk, stack, scenario, seconds=seconds, output=args.flame)
+    except BenchFailed as exc:
+        return f"no flame graph: {exc}"
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What the full run measures after the proxied scenarios (the quick run skips it all)."""
+
+    reference: Aggregate | None = None
+    logins: list[SignIns] = dataclasses.field(default_factory=list)
+    storm: Storm | None = None
+    token_rates: list[token_bench.TokenRates] = dataclasses.field(default_factory=list)
+    workers: Workers | None = None
+
+
+def measured_parts(
+    args: argparse.Namespace, wrk: Wrk, stack: Stack, scenarios: Sequence[Scenario]
+) -> Extras:
+    """Everything after the proxied scenarios, unless the run is ``--quick``."""
+    if args.quick:
+        return Extras()
+    reference = gateway_alone(args, wrk, stack)
+    step("sign-ins")
+    logins = sign_ins(args, stack)
+    step("the single-row GET through the gateway beside a login storm")
+    storm = login_storm(args, wrk, stack, scenarios[0].path)
+    workers = None
+    if args.compare_workers > 1:
+        workers = workers_runs(args, wrk, stack, scenarios[0])
+    step("token signing and verification, in this process")
+    token_rates = token_bench.measure(seconds=2.0)
+    return Extras(reference, logins, storm, token_rates, workers)
+
+
 def benchmark(args: argparse.Namespace, wrk_binary: str) -> Outcome:
     started = datetime.now(UTC)
     revision = git_revision()
     clock = time.monotonic()
     upstreams = [UPSTREAMS[key] for key in args.upstreams.split(",")]
+    if args.unix_socket:
+        upstreams.append(UNIX_SOCKET)
     nginx = None if args.no_nginx else nginx_binary()
+    options = Options(
+        levels=QUICK_LEVELS if args.quick else LEVELS, workers=args.workers, nginx=nginx
+    )
     with ExitStack() as stack:
-        running = stack.enter_context(running_stack(stack, upstreams, nginx))
+        running = stack.enter_context(running_stack(stack, upstreams, options))
         wrk = Wrk(wrk_binary, running.workdir, running.token, args.threads)
         scenarios = scenarios_for(
             connections=args.connections,
             row_id=running.row_id,
             organization_id=running.organization_id,
+            quick=args.quick,
         )
         check_answers(running, scenarios)
         announce(args, running, scenarios)
         runs, results = proxy_runs(args, wrk, running, scenarios)
-        reference = gateway_alone(args, wrk, running)
-        step("sign-ins")
-        logins = sign_ins(args, running)
-        step("the single-row GET through the gateway beside a login storm")
-        storm = login_storm(args, wrk, running, scenarios[0].path)
-        step("token signing and verification, in this process")
-        token_rates = token_bench.measure(seconds=2.0)
+        parts = measured_parts(args, wrk, running, scenarios)
         profile, profile_note = profile_if_asked(
-            args.profile, args.py_spy, wrk, running, scenarios[0]
+            args.profile if not args.flame else 0, args.py_spy, wrk, running, scenarios[0]
         )
+        flame = flame_if_asked(args, wrk, running, scenarios[0])
         box = machine(
             postgres_version=running.postgres_version,
             wrk_version=wrk_version(wrk_binary),
@@ -288,12 +417,14 @@ def benchmark(args: argparse.Namespace, wrk_binary: str) -> Outcome:
         box=box,
         profile=profile,
         profile_note=profile_note,
-        reference=reference,
-        logins=logins,
-        storm=storm,
-        token_rates=token_rates,
+        flame=flame,
         with_nginx=nginx is not None,
         started=started,
         revision=revision,
         minutes=(time.monotonic() - clock) / 60,
+        reference=parts.reference,
+        logins=parts.logins,
+        storm=parts.storm,
+        token_rates=parts.token_rates,
+        workers=parts.workers,
     )

@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from bench.logins import LoginFailed
@@ -20,17 +21,26 @@ from tests.support.postgrest import PostgRESTMissing
 from tests.support.server import GatewayDidNotStart
 
 COUNTS = ("duration", "warmup", "rounds", "connections", "threads", "login_clients",
-          "storm_logins", "storm_connections")  # fmt: skip
+          "storm_logins", "storm_connections", "workers")  # fmt: skip
 """The options that must be at least 1."""
+QUICK_DEFAULTS = (("duration", 6, 3), ("rounds", 3, 2), ("warmup", 3, 1), ("patience", 20.0, 1.0))
+"""(option, full run default, --quick default)."""
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     """How long and how hard wrk loads each target, and how quiet the machine must be first."""
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="under 3 minutes: the headline table only (the single-row GET at --connections "
+        "and on one connection, direct, gateway, nginx, both upstreams; 2 rounds of 3 s); "
+        "writes nothing",
+    )
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (6; quick 3)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per target (3)")
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per target (3)")
+    parser.add_argument("--rounds", type=int, help="rounds per target (3; quick 2)")
+    parser.add_argument("--warmup", type=int, help="warm-up seconds per target (3; quick 1)")
     parser.add_argument(
         "--quiet",
         type=int,
@@ -41,9 +51,8 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--patience",
         type=float,
-        default=20,
         metavar="SECONDS",
-        help="but no longer than this (20)",
+        help="but no longer than this (20; quick 1)",
     )
 
 
@@ -62,6 +71,31 @@ def add_other_options(parser: argparse.ArgumentParser) -> None:
         help="also profile the gateway with py-spy for this long (default: no profile)",
     )
     parser.add_argument("--py-spy", help="the py-spy executable (default: PATH, /tmp/pyspy/bin)")
+    parser.add_argument(
+        "--flame",
+        metavar="SVG",
+        help="write a py-spy flame graph of the gateway under the single-row load to this file "
+        "(e.g. docs/flame-after.svg; --profile SECONDS long, default 15) instead of the profile",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="GATEWAY_WORKERS of the measured gateways (1)",
+    )
+    parser.add_argument(
+        "--compare-workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="the full run also measures the single-row GET through 1 and N workers (2; 1: no)",
+    )
+    parser.add_argument(
+        "--unix-socket",
+        action="store_true",
+        help="add an upstream: PostgREST on a Unix socket (server-unix-socket), the gateway at "
+        "GATEWAY_UPSTREAM_URL=unix://…, nginx at unix:…",
+    )
     parser.add_argument(
         "--no-nginx", action="store_true", help="leave nginx out even when it is installed"
     )
@@ -90,6 +124,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_load_options(parser)
     add_other_options(parser)
     args = parser.parse_args(argv)
+    for name, full, quick in QUICK_DEFAULTS:
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    if args.flame:
+        # The run moves into its own work folder: the path is the caller's.
+        args.flame = str(Path(args.flame).resolve())
     unknown = set(args.upstreams.split(",")) - set(UPSTREAMS)
     if unknown:
         parser.error(f"unknown upstream {', '.join(sorted(unknown))}")

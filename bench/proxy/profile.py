@@ -17,6 +17,7 @@ from bench.proxy.scenarios import Scenario
 from bench.proxy.targets import Stack, gateway_pid
 
 PROFILE_RATE = 200
+FLAME_SECONDS = 15
 
 
 def find_py_spy(explicit: str | None) -> str | None:
@@ -165,6 +166,44 @@ def take_profile(
     if result.returncode != 0 or not output.exists():
         raise BenchFailed(f"py-spy failed ({result.returncode}): {result.stderr.strip()[-800:]}")
     return parse_collapsed(output.read_text(), possible=PROFILE_RATE * seconds)
+
+
+def flame_graph(
+    py_spy: str, wrk: Wrk, stack: Stack, scenario: Scenario, *, seconds: int, output: str
+) -> str:
+    """A py-spy flame graph (SVG) of the gateway (warning) in front of the last upstream under
+    ``scenario``; returns the path written."""
+    deployment = stack.deployments[-1]
+    base = deployment.gateways["warning"]
+    target = Path(output).resolve()
+    load = subprocess.Popen(  # noqa: S603 - the wrk found on PATH
+        wrk_command(wrk, f"{base}/rest{scenario.path}", scenario=scenario, seconds=seconds + 3),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1)
+        result = subprocess.run(  # noqa: S603 - py-spy as found or given
+            [
+                py_spy,
+                *("record", "--pid", str(gateway_pid(base)), "--subprocesses"),
+                # As the profile: only the thread holding the GIL, so idle threads are no bars.
+                *("--gil", "--rate", str(PROFILE_RATE), "--duration", str(seconds)),
+                *("--format", "flamegraph", "--output", str(target)),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        load.wait(timeout=seconds + 30)
+    if result.returncode != 0 or not target.exists():
+        raise BenchFailed(f"py-spy failed ({result.returncode}): {result.stderr.strip()[-800:]}")
+    # py-spy writes the absolute paths of this machine; the repository's are enough.
+    text = re.sub(r"[^\s;\"'<>()]*site-packages/", "", target.read_text())
+    text = re.sub(r"[^\s;\"'<>()]*/lib/python3\.\d+/", "", text)
+    target.write_text(text.replace(str(REPO_ROOT) + "/", ""))
+    return str(target)
 
 
 def profile_if_asked(

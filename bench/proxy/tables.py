@@ -153,3 +153,117 @@ def profile_lines(profile: Profile | None, note: str, upstream: str, seconds: in
     ]
     lines += [f"| `{name}` | {n / total:.1%} |" for name, n in profile.inclusive_top]
     return lines
+
+
+# --- the headline (--quick) and the issue's targets ------------------------------------------
+
+GATEWAY = "gateway (warning)"
+TARGET_NGINX_RATIO = 0.90
+TARGET_CPU_US = 80.0
+TARGET_ONE_CONNECTION_MS = 0.2
+TARGET_SCENARIOS = ("one", "list", "insert")
+
+
+def _ratio(results: Results, upstream: str, scenario: str, top: str, bottom: str) -> float | None:
+    over, under = results.get((upstream, scenario, top)), results.get((upstream, scenario, bottom))
+    return None if over is None or under is None else over.rps / under.rps
+
+
+def _added_p50(results: Results, upstream: str, target: str) -> float | None:
+    direct, via = (
+        results.get((upstream, "one-c1", "direct")),
+        results.get((upstream, "one-c1", target)),
+    )
+    return None if direct is None or via is None else via.p50_ms - direct.p50_ms
+
+
+def _shown(value: float | None, form: str) -> str:
+    return "not measured" if value is None else format(value, form)
+
+
+def headline_table(upstreams: Sequence[Upstream], results: Results, connections: int) -> list[str]:
+    """The issue's table: throughput as ratios to PostgREST direct at ``connections``, and the
+    p50 one connection adds."""
+    lines = [
+        f"| upstream (1-row GET, wrk -c{connections}) | direct | gateway | nginx | gateway/nginx "
+        "| 1 connection, p50 added: gateway | nginx |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for upstream in upstreams:
+        key = upstream.key
+        direct = results[(key, "one", "direct")]
+        gateway = _ratio(results, key, "one", GATEWAY, "direct")
+        nginx = _ratio(results, key, "one", NGINX, "direct")
+        both = _ratio(results, key, "one", GATEWAY, NGINX)
+        lines.append(
+            f"| {upstream.title} | 1.00 ({direct.rps:,.0f} req/s) | {_shown(gateway, '.2f')} "
+            f"| {_shown(nginx, '.2f')} | **{_shown(both, '.2f')}** "
+            f"| {_shown(_added_p50(results, key, GATEWAY), '+.2f')} ms "
+            f"| {_shown(_added_p50(results, key, NGINX), '+.2f')} ms |"
+        )
+    return lines
+
+
+def _verdict(value: float | None, ok: bool) -> str:
+    return "not measured" if value is None else ("**met**" if ok else "**not met**")
+
+
+def targets_table(
+    upstreams: Sequence[Upstream],
+    scenarios: Sequence[Scenario],
+    results: Results,
+    storm: Storm | None,
+    soak: str,
+) -> list[str]:
+    """Each target of the issue: met or not, with the measured value."""
+    titles = {s.key: s.title for s in scenarios}
+    lines = ["| target | measured | verdict |", "| --- | ---: | --- |"]
+    for upstream in upstreams:
+        for key in TARGET_SCENARIOS:
+            if key not in titles:
+                continue
+            ratio = _ratio(results, upstream.key, key, GATEWAY, NGINX)
+            lines.append(
+                f"| gateway/nginx throughput ≥ {TARGET_NGINX_RATIO:.2f}: {titles[key]}, "
+                f"{upstream.title} | {_shown(ratio, '.2f')} "
+                f"| {_verdict(ratio, ratio is not None and ratio >= TARGET_NGINX_RATIO)} |"
+            )
+    for upstream in upstreams:
+        one = results.get((upstream.key, "one", GATEWAY))
+        cpu = None if one is None else one.cpu_us_per_request
+        lines.append(
+            f"| gateway CPU per proxied request ≤ {TARGET_CPU_US:g} µs: 1 row, {upstream.title} "
+            f"| {_shown(cpu, ',.0f')} µs "
+            f"| {_verdict(cpu, cpu is not None and cpu <= TARGET_CPU_US)} |"
+        )
+    for upstream in upstreams:
+        added = _added_p50(results, upstream.key, GATEWAY)
+        lines.append(
+            f"| one connection: ≤ {TARGET_ONE_CONNECTION_MS:g} ms added at p50, {upstream.title} "
+            f"| {_shown(added, '+.2f')} ms "
+            f"| {_verdict(added, added is not None and added <= TARGET_ONE_CONNECTION_MS)} |"
+        )
+    if storm is not None:
+        ratio = aggregate(storm.storm).p99_ms / aggregate(storm.idle).p99_ms
+        lines.append(
+            f"| p99 of proxied GETs beside a login storm ≤ {TARGET_STORM_P99:g}x its p99 alone "
+            f"| {ratio:.1f}x | {_verdict(ratio, ratio <= TARGET_STORM_P99)} |"
+        )
+    lines.append(f"| memory flat over a 10-minute soak, 1,000 distinct tokens | {soak} |")
+    return lines
+
+
+def workers_table(runs: dict[int, list[Run]]) -> list[str]:
+    """Through 1 and N workers: medians over the rounds."""
+    lines = [
+        "| gateway workers | req/s | p50 | p99 | gateway CPU/request |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    one = aggregate(runs[min(runs)])
+    for count, count_runs in runs.items():
+        found = aggregate(count_runs)
+        lines.append(
+            f"| {count} | {found.rps:,.0f} ({found.rps / one.rps:.2f}x) | {ms(found.p50_ms)} ms "
+            f"| {ms(found.p99_ms)} ms | {found.cpu_us_per_request:,.0f} µs |"
+        )
+    return lines

@@ -33,6 +33,9 @@ class RequestLog:
         request_id = request_id_of(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id.decode()
+        if not logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, _IdOnTheAnswer(send, request_id, state))
+            return
         path = raw_path_of(scope).decode("latin-1") or scope["path"]
         started = time.perf_counter()
         status = 0
@@ -63,6 +66,25 @@ class RequestLog:
                 client[0] if client else "-",
                 " truncated=true" if status and not finished else "",
             )
+
+
+class _IdOnTheAnswer:
+    """The answer's ``send`` when no line is logged (GATEWAY_LOG_LEVEL warning or above): the
+    request id and the status the error handlers read, without the path, the clock and the
+    line's arguments, which nobody would see."""
+
+    __slots__ = ("_request_id", "_send", "_state")
+
+    def __init__(self, send: Send, request_id: bytes, state: dict[str, Any]) -> None:
+        self._send = send
+        self._request_id = request_id
+        self._state = state
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._state["response_status"] = message["status"]
+            message["headers"] = [*message.get("headers", ()), (b"x-request-id", self._request_id)]
+        await self._send(message)
 
 
 def _printable(path: str) -> str:

@@ -25,6 +25,7 @@ from tests.support.postgrest import POSTGREST_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS_VOLUME = "keys"
+SOCKETS_VOLUME = "sockets"
 #: The official PostgREST image runs as this uid; the gateway must not share it, or PostgREST
 #: could read the 0600 private keys on the volume they both mount.
 POSTGREST_IMAGE_UID = 1000
@@ -172,7 +173,7 @@ def test_compose_defines_the_four_services_and_both_volumes() -> None:
     document = compose()
 
     assert set(document["services"]) == {"db", "migrate", "gateway", "postgrest"}
-    assert set(document["volumes"]) == {KEYS_VOLUME, "pgdata"}
+    assert set(document["volumes"]) == {KEYS_VOLUME, "pgdata", SOCKETS_VOLUME}
 
 
 def test_every_gateway_variable_in_compose_is_a_setting() -> None:
@@ -299,10 +300,34 @@ def test_migrate_prepares_the_database_and_keys_before_anything_starts() -> None
         assert condition == "service_completed_successfully"
 
 
-def test_the_gateway_reaches_postgrest_by_its_service_name() -> None:
-    upstream = urlsplit(environment("gateway")["GATEWAY_UPSTREAM_URL"])
+def mount_of(service_name: str, volume: str) -> str | None:
+    """Where ``service_name`` mounts the named ``volume`` (``volume:/path[:mode]``), if it does."""
+    for entry in service(service_name).get("volumes", []):
+        name, _, rest = str(entry).partition(":")
+        if name == volume:
+            return rest.split(":")[0]
+    return None
 
-    assert (upstream.hostname, upstream.port) == ("postgrest", 3000)
+
+def test_the_gateway_reaches_postgrest_on_its_unix_socket_in_the_shared_volume() -> None:
+    upstream = urlsplit(environment("gateway")["GATEWAY_UPSTREAM_URL"])
+    socket = PurePosixPath(environment("postgrest")["PGRST_SERVER_UNIX_SOCKET"])
+
+    assert upstream.scheme == "unix"
+    assert PurePosixPath(upstream.path) == socket
+    # Both see the socket at that path: the same volume, mounted on its folder.
+    assert mount_of("gateway", SOCKETS_VOLUME) == str(socket.parent)
+    assert mount_of("postgrest", SOCKETS_VOLUME) == str(socket.parent)
+    # PostgREST (uid 1000) and the gateway (uid 10001) share no group: the socket must be
+    # connectable by others, in a folder PostgREST may create it in.
+    assert environment("postgrest")["PGRST_SERVER_UNIX_SOCKET_MODE"] == "666"
+    assert "chmod 1777 /sockets" in (ROOT / "Dockerfile").read_text()
+    # The empty volume takes the image's /sockets (writable by PostgREST) from the first
+    # container that mounts it: migrate, which both others wait for.
+    assert mount_of("migrate", SOCKETS_VOLUME) == str(socket.parent)
+
+
+def test_clients_reach_postgrest_through_the_gateway_only() -> None:
     assert "8000:8000" in service("gateway")["ports"]
     assert "ports" not in service("postgrest"), "clients go through the gateway"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def test_a_dotenv_file_in_the_working_folder_is_read_and_the_environment_wins(
         ("GATEWAY_SIGNING_ALG", "HS256", "ES256"),
         ("GATEWAY_ACCESS_TOKEN_TTL", "5", "greater than or equal to 30"),
         ("GATEWAY_DATABASE_SCHEMA", "public; drop", "SQL identifier"),
+        ("GATEWAY_WORKERS", "many", "or 'auto'"),
+        ("GATEWAY_WORKERS", "0", "greater than or equal to 1"),
     ],
 )
 def test_an_invalid_value_is_refused_in_one_line_naming_the_variable(
@@ -81,6 +84,25 @@ def test_an_invalid_value_is_refused_in_one_line_naming_the_variable(
     assert "\n" not in message
     assert message.startswith(f"invalid setting {variable}:")
     assert complaint in message
+
+
+def test_workers_auto_is_one_per_core_this_process_may_run_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_WORKERS", "auto")
+
+    assert load_settings().workers == min(64, len(os.sched_getaffinity(0)))
+
+
+def test_workers_auto_follows_the_cpu_affinity_not_the_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A container or `taskset` narrows the cores a process may use; one worker per core of the
+    # machine would then oversubscribe the few it has.
+    monkeypatch.setenv("GATEWAY_WORKERS", "AUTO")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+
+    assert load_settings().workers == 1
 
 
 def test_the_authenticated_role_must_be_in_the_allow_list(
