@@ -85,28 +85,48 @@ def mia(served: Served) -> Served:
 
 
 @pytest.fixture(scope="module")
-def demo_url(
-    mia: Served, postgrest_bin: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    upstream: PostgREST
+def upstream(mia: Served, postgrest_bin: Path) -> Iterator[PostgREST]:
     with run_postgrest(
         db_uri=mia.authenticator_url,
         jwt_secret=f"@{mia.keys_dir / 'jwks.json'}",
         anon_role=mia.anon,
         binary=postgrest_bin,
-    ) as upstream:
-        env = {
-            **mia.env,
-            "GATEWAY_UPSTREAM_URL": upstream.url,
-            "GATEWAY_DEMO": "true",
-            "GATEWAY_AUTH_RATE_LIMIT": "100000",
-        }
-        with run_gateway(env, cwd=tmp_path_factory.mktemp("demo")) as base_url:
-            yield base_url
+    ) as server:
+        yield server
+
+
+def demo_env(mia: Served, upstream: PostgREST, **settings: str) -> dict[str, str]:
+    return {
+        **mia.env,
+        "GATEWAY_UPSTREAM_URL": upstream.url,
+        "GATEWAY_DEMO": "true",
+        "GATEWAY_AUTH_RATE_LIMIT": "100000",
+        **settings,
+    }
 
 
 @pytest.fixture(scope="module")
-def browser(demo_url: str) -> Iterator[Browser]:
+def demo_url(
+    mia: Served, upstream: PostgREST, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Plain-HTTP cookies (``gw_*``), as in local development."""
+    env = demo_env(mia, upstream, GATEWAY_COOKIE_SECURE="false")
+    with run_gateway(env, cwd=tmp_path_factory.mktemp("demo")) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def secure_demo_url(
+    mia: Served, upstream: PostgREST, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The default ``__Host-`` cookies, which Chromium accepts from http://127.0.0.1."""
+    env = demo_env(mia, upstream, GATEWAY_COOKIE_SECURE="true")
+    with run_gateway(env, cwd=tmp_path_factory.mktemp("secure-demo")) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def browser(demo_url: str, secure_demo_url: str) -> Iterator[Browser]:
     # After demo_url: the stack is set up before Playwright's loop runs on this thread.
     executable = chromium_path()
     with sync_playwright() as playwright:
@@ -268,3 +288,26 @@ def test_signing_out_clears_the_rows_and_the_old_cookie_is_refused(
     assert refused.json()["code"] == "session_revoked"
     page.reload()
     expect(page.locator("#signed-out")).to_be_visible()
+
+
+def test_with_the_default_secure_cookies_the_page_signs_in_creates_and_signs_out(
+    browser: Browser, secure_demo_url: str, mia: Served
+) -> None:
+    context = browser.new_context(base_url=secure_demo_url)
+    try:
+        page = context.new_page()
+        page.goto("/demo")
+        sign_in(page, mia.acme)
+        names = {c["name"] for c in context.cookies()}
+        assert {"__Host-gw_access", "__Host-gw_refresh", "__Host-gw_csrf"} <= names
+
+        page.fill("#new-name", "secure cookie row")
+        page.click("#create")  # X-CSRF-Token from the __Host-gw_csrf cookie
+
+        expect(page.locator("#rows > *").first).to_have_text("secure cookie row")
+        expect(page.locator("#error")).to_have_text("")
+        page.click("#sign-out")
+        expect(page.locator("#signed-out")).to_be_visible()
+        assert not {c["name"] for c in context.cookies()} & names
+    finally:
+        context.close()
