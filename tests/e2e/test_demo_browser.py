@@ -268,6 +268,22 @@ def test_a_wrong_password_shows_the_error_and_no_rows(page: Page, demo_url: str)
     expect(page.locator("#signed-in")).to_be_hidden()
 
 
+def test_a_page_whose_access_cookie_expired_signs_in_again_with_the_refresh_cookie(
+    page: Page, mia: Served
+) -> None:
+    sign_in(page, mia.acme)
+    expect_rows(page, names_in(mia, mia.acme), count_in(mia, mia.acme))
+    before = {c["name"]: c["value"] for c in page.context.cookies()}
+
+    page.context.clear_cookies(name="gw_access")  # what the browser does at its Max-Age
+    page.reload()
+
+    expect_rows(page, names_in(mia, mia.acme), count_in(mia, mia.acme))
+    after = {c["name"]: c["value"] for c in page.context.cookies()}
+    assert after["gw_access"] != before["gw_access"]
+    assert after["gw_refresh"] != before["gw_refresh"]  # rotated, as every refresh does
+
+
 def test_signing_out_clears_the_rows_and_the_old_cookie_is_refused(
     page: Page, mia: Served, demo_url: str
 ) -> None:

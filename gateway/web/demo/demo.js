@@ -48,6 +48,16 @@
     return fetch(path, init);
   }
 
+  async function authorized(method, path, options) {
+    // The access cookie lives GATEWAY_ACCESS_TOKEN_TTL seconds, the refresh cookie much longer:
+    // on a 401, trade the refresh cookie for new cookies once, then try again.
+    const response = await send(method, path, options);
+    if (response.status !== 401) return response;
+    const refreshed = await send("POST", "/auth/refresh", { json: {} });
+    if (!refreshed.ok) return response;
+    return send(method, path, options);
+  }
+
   function showSignedIn(signedIn) {
     $("signed-out").hidden = signedIn;
     $("signed-in").hidden = !signedIn;
@@ -66,7 +76,7 @@
   }
 
   async function loadSession() {
-    const response = await send("GET", "/auth/me");
+    const response = await authorized("GET", "/auth/me");
     if (response.status === 401) {
       clearSession();
       return false;
@@ -100,7 +110,7 @@
 
   async function loadRows() {
     const last = state.offset + PAGE_SIZE - 1;
-    const response = await send("GET", REST + "/projects?select=id,name&order=id.desc", {
+    const response = await authorized("GET", REST + "/projects?select=id,name&order=id.desc", {
       headers: { Prefer: "count=exact", "Range-Unit": "items", Range: state.offset + "-" + last },
     });
     const total = parseContentRange(response.headers.get("Content-Range"));
@@ -145,7 +155,7 @@
 
   async function create(event) {
     event.preventDefault();
-    const response = await send("POST", REST + "/projects", {
+    const response = await authorized("POST", REST + "/projects", {
       json: { organization_id: state.organizationId, name: $("new-name").value },
       headers: { Prefer: "return=minimal" },
     });
@@ -160,7 +170,7 @@
   }
 
   async function switchOrganization() {
-    const response = await send("POST", "/auth/switch-organization", {
+    const response = await authorized("POST", "/auth/switch-organization", {
       // Ids are below 2^53, exact as JavaScript numbers.
       json: { organization_id: Number($("org-switch").value) },
     });
