@@ -36,6 +36,10 @@ DEMO_POLICY: Final = "; ".join(
         "base-uri 'none'",
         "form-action 'none'",
         "frame-ancestors 'none'",
+        # The script writes text only (textContent), never HTML: with no policy allowed, every
+        # HTML or script sink (innerHTML, eval, a string setTimeout) throws in the browser.
+        "require-trusted-types-for 'script'",
+        "trusted-types 'none'",
     ]
 )
 
