@@ -184,8 +184,11 @@
   }
 
   async function signOut() {
-    const response = await send("POST", "/auth/logout", { json: { scope: "local" } });
-    if (!response.ok && response.status !== 401) {
+    // Through the same refresh-once path as every call: the screen is cleared only once the
+    // gateway says the session has ended. A refusal is shown, never taken for a sign-out: a
+    // session left alive would sign the next visit back in.
+    const response = await authorized("POST", "/auth/logout", { json: { scope: "local" } });
+    if (!response.ok) {
       showError(await problem(response));
       return;
     }
