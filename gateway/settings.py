@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     audience: str | None = None
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
     api_docs: bool = False
+    demo: bool = False
     anon_role: str = "anon"
     authenticator_role: str = "authenticator"
     postgrest_schemas: Annotated[list[str], NoDecode] = ["public"]

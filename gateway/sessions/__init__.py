@@ -16,6 +16,7 @@ from gateway.sessions.current import authenticate, describe_token_holder
 from gateway.sessions.errors import (
     MissingCredentials,
     RefreshTokenRequired,
+    SessionExpired,
     SessionRevoked,
     UserSuspended,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "PasswordCheck",
     "Presented",
     "RefreshTokenRequired",
+    "SessionExpired",
     "SessionRevoked",
     "TokenIssuer",
     "UserSuspended",

@@ -30,6 +30,7 @@ from gateway.web.auth import (
     auth_rate_limit,
 )
 from gateway.web.cors import cors_middleware
+from gateway.web.demo import demo_page
 from gateway.web.errors import exception_handlers, json_not_found
 from gateway.web.front_door import FrontDoor
 from gateway.web.json_body import JSONRequest
@@ -68,9 +69,11 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
         return runtime_of(app.state).mount_dependencies
 
     mount = PostgrestMount(settings, current_mount_dependencies)
-    docs, page_policies = api_docs(settings, openapi_path=OPENAPI_PATH)
+    docs, docs_policies = api_docs(settings, openapi_path=OPENAPI_PATH)
+    demo_routes, demo_policies = demo_page(settings)
+    page_policies = {**docs_policies, **demo_policies}
     app = Litestar(
-        route_handlers=_routes(settings, mount),
+        route_handlers=[*_routes(settings, mount), *demo_routes],
         lifespan=[_lifespan(settings)],
         middleware=[cast(Any, cors_middleware(settings))],
         stores={"auth_rate_limit": rate_limit_store(settings)},

@@ -29,6 +29,12 @@ _NOSNIFF: Final = (b"x-content-type-options", b"nosniff")
 _NO_STORE: Final = b"no-store"
 
 
+def routed_path(path: str) -> str:
+    """``path`` as the router matches it: Litestar ignores trailing slashes, so ``/demo/`` is
+    answered by the ``/demo`` handler and must get that page's policy (a pure function)."""
+    return path.rstrip("/") or "/"
+
+
 def own_answer_headers(
     path: str, headers: list[Header], *, page_policies: Mapping[str, bytes]
 ) -> list[Header]:
@@ -42,7 +48,7 @@ def own_answer_headers(
         and name.lower() not in (b"x-content-type-options", b"content-security-policy")
     ]
     result.append(_NOSNIFF)
-    result.append((b"content-security-policy", page_policies.get(path, JSON_POLICY)))
+    result.append((b"content-security-policy", page_policies.get(routed_path(path), JSON_POLICY)))
     if is_auth or b"cache-control" not in names:
         result.append((b"cache-control", _NO_STORE))
     return result

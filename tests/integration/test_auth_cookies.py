@@ -368,6 +368,135 @@ async def test_a_browser_cookie_jar_is_emptied_by_logout(client: Client) -> None
     assert dict(client.cookies) == {}
 
 
+def forged(token: str) -> str:
+    """``token`` with one signature character changed: well formed, claims intact, refused."""
+    header, payload, signature = token.split(".")
+    middle = len(signature) // 2
+    swapped = "A" if signature[middle] != "A" else "B"
+    return ".".join([header, payload, signature[:middle] + swapped + signature[middle + 1 :]])
+
+
+async def refresh_by_cookie(client: Client, session: CookieSession) -> httpx.Response:
+    return await client.post(
+        "/auth/refresh",
+        headers={
+            **cookie_header(gw_refresh=session.refresh, gw_csrf=session.csrf),
+            "X-CSRF-Token": session.csrf,
+        },
+    )
+
+
+async def test_logout_with_an_invalid_access_cookie_ends_the_session_of_the_refresh_cookie(
+    client: Client,
+) -> None:
+    # A token signed by a pruned key, or expired past the leeway, is refused like this one; the
+    # refresh cookie beside it would sign the browser back in unless logout ends its session.
+    session = await cookie_login(client)
+
+    response = await client.post(
+        "/auth/logout",
+        headers={
+            **cookie_header(
+                gw_access=forged(session.access), gw_refresh=session.refresh, gw_csrf=session.csrf
+            ),
+            "X-CSRF-Token": session.csrf,
+        },
+    )
+
+    assert response.status_code == 204, response.text
+    assert set(set_cookies(response)) == {"gw_access", "gw_refresh", "gw_csrf"}
+    refreshed = await refresh_by_cookie(client, session)
+    assert refreshed.status_code == 401
+    assert refreshed.json()["code"] == "session_revoked"
+    me = await client.get("/auth/me", headers=cookie_header(gw_access=session.access))
+    assert me.json()["code"] == "session_revoked"
+
+
+async def test_logout_with_the_access_cookie_of_an_ended_session_ends_the_refresh_cookies_session(
+    client: Client,
+) -> None:
+    ended = await cookie_login(client)
+    live = await cookie_login(client)
+    first = await client.post(
+        "/auth/logout",
+        headers={
+            **cookie_header(gw_refresh=ended.refresh, gw_csrf=ended.csrf),
+            "X-CSRF-Token": ended.csrf,
+        },
+    )
+    assert first.status_code == 204
+
+    response = await client.post(
+        "/auth/logout",
+        headers={
+            **cookie_header(gw_access=ended.access, gw_refresh=live.refresh, gw_csrf=live.csrf),
+            "X-CSRF-Token": live.csrf,
+        },
+    )
+
+    assert response.status_code == 204, response.text
+    assert (await refresh_by_cookie(client, live)).status_code == 401
+
+
+async def test_logout_with_an_invalid_access_cookie_and_no_refresh_cookie_is_refused(
+    client: Client,
+) -> None:
+    session = await cookie_login(client)
+
+    response = await client.post(
+        "/auth/logout",
+        headers={
+            **cookie_header(gw_access=forged(session.access), gw_csrf=session.csrf),
+            "X-CSRF-Token": session.csrf,
+        },
+    )
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
+    assert (await refresh_by_cookie(client, session)).status_code == 200
+
+
+async def test_logout_falling_back_to_the_refresh_cookie_needs_the_csrf_header(
+    client: Client,
+) -> None:
+    session = await cookie_login(client)
+
+    response = await client.post(
+        "/auth/logout",
+        headers={
+            "Authorization": f"Bearer {forged(session.access)}",
+            **cookie_header(gw_refresh=session.refresh, gw_csrf=session.csrf),
+        },
+    )
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "csrf_failed"
+    assert "set-cookie" not in response.headers
+    assert (await refresh_by_cookie(client, session)).status_code == 200
+
+
+async def test_an_invalid_access_token_ends_nobody_elses_session(client: Client) -> None:
+    # The forged token still names Bob's session in its claims: only a verified token may end it.
+    bob = await login(client, "bob@example.com")
+    ada = await cookie_login(client)
+
+    alone = await client.post("/auth/logout", headers=bearer(forged(bob["access_token"])))
+    beside_adas_cookie = await client.post(
+        "/auth/logout",
+        headers={
+            **bearer(forged(bob["access_token"])),
+            **cookie_header(gw_refresh=ada.refresh, gw_csrf=ada.csrf),
+            "X-CSRF-Token": ada.csrf,
+        },
+    )
+
+    assert alone.status_code == 401
+    assert alone.json()["code"] == "invalid_token"
+    assert beside_adas_cookie.status_code == 204
+    assert (await client.get("/auth/me", headers=bearer(bob["access_token"]))).status_code == 200
+    assert (await refresh_by_cookie(client, ada)).status_code == 401
+
+
 # Session fixation and bearer requests.
 
 

@@ -190,5 +190,7 @@ async def test_discovery_names_the_issuer_the_jwks_and_the_algorithms(
 
     assert document["issuer"] == migrated_store.issuer
     assert document["jwks_uri"] == migrated_store.issuer + "/.well-known/jwks.json"
-    assert document["id_token_signing_alg_values_supported"] == ["ES256"]
-    assert document["userinfo_endpoint"] == migrated_store.issuer + "/auth/me"
+    assert document["access_token_signing_alg_values_supported"] == ["ES256"]
+    assert document["me_endpoint"] == migrated_store.issuer + "/auth/me"
+    assert "token_endpoint" not in document
+    assert "id_token_signing_alg_values_supported" not in document

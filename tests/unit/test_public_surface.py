@@ -145,6 +145,7 @@ PUBLIC = {
         "PasswordCheck",
         "Presented",
         "RefreshTokenRequired",
+        "SessionExpired",
         "SessionRevoked",
         "TokenIssuer",
         "UserSuspended",

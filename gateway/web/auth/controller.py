@@ -10,6 +10,8 @@ from litestar.params import JSONBody
 from gateway.sessions import (
     MissingCredentials,
     RefreshTokenRequired,
+    SessionExpired,
+    SessionRevoked,
     describe_token_holder,
     logout_by_refresh_token,
     logout_caller,
@@ -17,6 +19,7 @@ from gateway.sessions import (
 from gateway.sessions import login as login_user
 from gateway.sessions import refresh as refresh_tokens
 from gateway.sessions import switch_organization as switch_to
+from gateway.tokens import InvalidToken
 from gateway.web.auth.answers import token_answer
 from gateway.web.auth.callers import (
     access_credentials,
@@ -124,8 +127,8 @@ class AuthController(Controller):
         status_code=204,
         responses=error_answers(
             BAD_INPUT,
-            (401, "missing_token, invalid_token, session_revoked"),
-            (403, "csrf_failed"),
+            (401, "missing_token, invalid_token, session_revoked, session_expired"),
+            (403, "user_suspended, csrf_failed"),
             TOO_BIG,
             THROTTLED,
         ),
@@ -141,29 +144,30 @@ class AuthController(Controller):
         client = client_of(request, runtime)
         cleared = cleared_cookies(runtime.settings)
         presented = credentials_of(request, runtime)
+        refresh = refresh_cookie(presented, runtime)
         try:
             token, via_cookie = access_credentials(presented, runtime)
-        except MissingCredentials:
-            # The access cookie expires long before the refresh cookie: a browser signing out
-            # after an hour must still be able to end its session.
-            refresh = refresh_cookie(presented, runtime)
+            if via_cookie:
+                require_csrf(presented, runtime)
+            await logout_caller(
+                runtime.store,
+                access_token=token,
+                ring=runtime.keys.ring,
+                settings=runtime.settings,
+                scope=scope,
+                ip=client.ip,
+            )
+        except (MissingCredentials, InvalidToken, SessionRevoked, SessionExpired):
+            # The access token is absent, bad (expired, signed by a pruned key, another
+            # issuer) or of an ended session: it proves nothing and ends nothing. The refresh
+            # cookie, the longer-lived credential that would sign the browser back in, ends its
+            # own session (holding it is holding that session); without it, the refusal stands.
             if not refresh:
                 raise
             require_csrf(presented, runtime)
             await logout_by_refresh_token(
                 runtime.store, refresh_token=refresh, scope=scope, ip=client.ip
             )
-            return Response(None, status_code=204, cookies=cleared)
-        if via_cookie:
-            require_csrf(presented, runtime)
-        await logout_caller(
-            runtime.store,
-            access_token=token,
-            ring=runtime.keys.ring,
-            settings=runtime.settings,
-            scope=scope,
-            ip=client.ip,
-        )
         return Response(None, status_code=204, cookies=cleared)
 
     @post(
