@@ -53,6 +53,7 @@ from gateway.sessions import (
 )
 from gateway.settings import Settings
 from gateway.storage import Enrichment, enrichment_for
+from gateway.tokens import is_anon_key
 
 logger = logging.getLogger("gateway.proxy")
 
@@ -176,6 +177,10 @@ class PostgrestMount:
             return None
         token, via_cookie = found
         claims = dependencies.tokens.verify(dependencies.keys.ring, token)
+        if is_anon_key(claims):
+            # supabase-js's anon key (gateway keys anon-key) stands for nobody: the request goes
+            # up with no token at all, so PostgREST uses its db-anon-role, as for no token.
+            return None
         # Suspension first: it also revokes the user's sessions, and the answer should say why.
         if claims.get("sub") in dependencies.revocations.suspended_users:
             raise UserSuspended("This account is suspended.")

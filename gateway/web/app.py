@@ -16,7 +16,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.types import ControllerRouterHandler
 
-from gateway.proxy import MountDependencies, PostgrestMount
+from gateway.proxy import SUPABASE_REST_PREFIX, MountDependencies, PostgrestMount
 from gateway.settings import Settings, load_settings
 from gateway.web import health
 from gateway.web import keys as key_routes
@@ -27,6 +27,7 @@ from gateway.web.auth import (
     OrganizationsController,
     PasswordController,
     SignupController,
+    SupabaseAuthController,
     auth_rate_limit,
 )
 from gateway.web.cors import cors_middleware
@@ -55,11 +56,12 @@ def create_app(settings: Settings) -> Litestar:
 
 def create_server_app(settings: Settings) -> FrontDoor:
     """What the server runs: the front door, with :func:`create_app`'s application behind it."""
-    app, mount = _build(settings)
-    return FrontDoor(cast(Any, app), mount, settings)
+    app, mounts = _build(settings)
+    main = mounts.pop(settings.proxy_prefix)
+    return FrontDoor(cast(Any, app), main, settings, mounts)
 
 
-def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
+def _build(settings: Settings) -> tuple[Litestar, dict[str, PostgrestMount]]:
     # The mount is made before the application that routes to it, and the runtime only in the
     # application's lifespan: the mount asks for its dependencies per request.
     app: Litestar
@@ -67,10 +69,10 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
     def current_mount_dependencies() -> MountDependencies:
         return runtime_of(app.state).mount_dependencies
 
-    mount = PostgrestMount(settings, current_mount_dependencies)
+    mounts = postgrest_mounts(settings, current_mount_dependencies)
     docs, page_policies = api_docs(settings, openapi_path=OPENAPI_PATH)
     app = Litestar(
-        route_handlers=_routes(settings, mount),
+        route_handlers=_routes(settings, mounts),
         lifespan=[_lifespan(settings)],
         middleware=[cast(Any, cors_middleware(settings))],
         stores={"auth_rate_limit": rate_limit_store(settings)},
@@ -83,7 +85,23 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
         debug=False,
     )
     _wrap_own_answers(app, settings, page_policies)
-    return app, mount
+    return app, mounts
+
+
+def _proxy_prefixes(settings: Settings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((settings.proxy_prefix, SUPABASE_REST_PREFIX)))
+
+
+def postgrest_mounts(
+    settings: Settings, dependencies: Callable[[], MountDependencies]
+) -> dict[str, PostgrestMount]:
+    """The mount at GATEWAY_PROXY_PREFIX, and one at /rest/v1 where supabase-js looks for
+    PostgREST: the same class with the same dependencies (keys, token cache, revocations,
+    upstream session), so the same checks; each rewrites answers for its own prefix."""
+    return {
+        prefix: PostgrestMount(settings.model_copy(update={"proxy_prefix": prefix}), dependencies)
+        for prefix in _proxy_prefixes(settings)
+    }
 
 
 def _lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
@@ -99,17 +117,19 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextMa
     return lifespan
 
 
-def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterHandler]:
-    # A raw ASGI mount: Litestar only routes to it; no request or response object is built.
-    postgrest = asgi(
-        path=settings.proxy_prefix, is_mount=True, copy_scope=False, include_in_schema=False
-    )(mount)
+def _routes(settings: Settings, mounts: dict[str, PostgrestMount]) -> list[ControllerRouterHandler]:
+    # Raw ASGI mounts: Litestar only routes to them; no request or response object is built.
+    postgrest = [
+        asgi(path=prefix, is_mount=True, copy_scope=False, include_in_schema=False)(mount)
+        for prefix, mount in mounts.items()
+    ]
     # The per-address limit guards /auth and /admin, not PostgREST traffic.
     auth = Router(
         path="/",
         route_handlers=[
             AuthController,
             SignupController,
+            SupabaseAuthController,
             PasswordController,
             OrganizationsController,
             AdminController,
@@ -123,7 +143,7 @@ def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterH
         key_routes.jwks,
         key_routes.openid_configuration,
         auth,
-        postgrest,
+        *postgrest,
     ]
 
 
@@ -151,7 +171,7 @@ def _wrap_own_answers(
         Any,
         wrap_own_answers(
             cast(Any, app.asgi_handler),
-            proxy_prefix=settings.proxy_prefix,
+            proxy_prefixes=_proxy_prefixes(settings),
             page_policies=page_policies,
         ),
     )

@@ -122,10 +122,12 @@ PUBLIC = {
     "proxy": [
         "MountDependencies",
         "PostgrestMount",
+        "SUPABASE_REST_PREFIX",
         "VerifiedTokens",
         "json_error",
         "make_client_session",
         "merge_vary",
+        "mount_prefix",
         "under_prefix",
     ],
     "revocation": [
@@ -218,6 +220,7 @@ PUBLIC = {
         "utcnow",
     ],
     "tokens": [
+        "AnonKeyRetired",
         "Identity",
         "InvalidToken",
         "JWKSDocument",
@@ -244,6 +247,7 @@ PUBLIC = {
         "ensure_keystore",
         "export_jwks",
         "format_time",
+        "is_anon_key",
         "jwk_thumbprint",
         "keys_directory",
         "load_keyring",
@@ -253,7 +257,9 @@ PUBLIC = {
         "render_jwks",
         "rotate_keys",
         "sign_access_token",
+        "sign_anon_key",
         "verify_access_token",
+        "verify_bearer_token",
     ],
     "web": [
         "create_app",
