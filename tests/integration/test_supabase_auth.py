@@ -41,7 +41,8 @@ def assert_gotrue_error(response: Any, status: int, error_code: str) -> None:
     body = response.json()
     assert body["code"] == status
     assert body["error_code"] == error_code
-    assert isinstance(body["msg"], str) and body["msg"]
+    assert isinstance(body["msg"], str)
+    assert body["msg"]
 
 
 async def test_password_grant_answers_a_gotrue_session_carrying_the_gateways_claims(
