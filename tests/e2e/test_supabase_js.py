@@ -8,7 +8,6 @@ prints what each call returned; the assertions are here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def anon_key(env: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def journey(served: Served, proxy: str) -> Iterator[dict[str, Any]]:
+def journey(served: Served, proxy: str) -> dict[str, Any]:
     key = anon_key(served.env)
     return run_supabase_script(
         "journey.js",
