@@ -126,6 +126,8 @@ def test_every_auth_operation_survives_fuzzing_and_answers_as_documented(
         "GET /auth/v1/user",
     )
     assert len(ran) == 2 * len(labels) - 2, ran
+    # /auth/v1/logout takes only ?scope=, one of three values or none: four cases are all.
+    assert ran.pop("POST /auth/v1/logout") == 4, ran
     assert all(
         count == MAX_EXAMPLES
         for label, count in ran.items()
