@@ -16,7 +16,14 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.types import ControllerRouterHandler
 
-from gateway.proxy import SUPABASE_REST_PREFIX, MountDependencies, PostgrestMount
+from gateway.asgi import raw_path_of
+from gateway.proxy import (
+    SUPABASE_REST_PREFIX,
+    MountDependencies,
+    PostgrestMount,
+    mount_prefix,
+    under_prefix,
+)
 from gateway.settings import Settings, load_settings
 from gateway.web import health
 from gateway.web import keys as key_routes
@@ -120,8 +127,11 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextMa
 def _routes(settings: Settings, mounts: dict[str, PostgrestMount]) -> list[ControllerRouterHandler]:
     # Raw ASGI mounts: Litestar only routes to them; no request or response object is built.
     postgrest = [
-        asgi(path=prefix, is_mount=True, copy_scope=False, include_in_schema=False)(mount)
-        for prefix, mount in mounts.items()
+        asgi(path=prefix, is_mount=True, copy_scope=False, include_in_schema=False)(
+            _MountsUnder(prefix, mounts)
+        )
+        for prefix in mounts
+        if not any(under_prefix(prefix, other) for other in mounts if other != prefix)
     ]
     # The per-address limit guards /auth and /admin, not PostgREST traffic.
     auth = Router(
@@ -145,6 +155,23 @@ def _routes(settings: Settings, mounts: dict[str, PostgrestMount]) -> list[Contr
         auth,
         *postgrest,
     ]
+
+
+class _MountsUnder:
+    """Litestar routes no mount nested in another (``/rest/v1`` in ``/rest``): one Litestar
+    mount per outermost prefix hands each request to the mount the raw path chooses, as the
+    server's front door does (``mount_prefix``)."""
+
+    __slots__ = ("_mounts", "_prefix", "_prefixes")
+
+    def __init__(self, prefix: str, mounts: dict[str, PostgrestMount]) -> None:
+        self._prefix = prefix
+        self._mounts = mounts
+        self._prefixes = tuple(mounts)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        chosen = mount_prefix(raw_path_of(scope), scope["path"], self._prefixes)
+        await self._mounts[chosen or self._prefix](scope, receive, send)
 
 
 def _openapi_config(docs: list[OpenAPIRenderPlugin]) -> OpenAPIConfig:
