@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import PASSWORD, Served, gateway, ok
-from tests.e2e.test_proxy import proxy
+from tests.e2e.test_proxy import APP_ORIGIN, proxy
 from tests.support.postgrest import PostgREST
 from tests.support.server import run_gateway
 from tests.support.supabase import run_supabase_script
@@ -154,3 +154,23 @@ def test_an_anon_key_whose_signing_key_was_pruned_is_refused_and_says_what_to_do
     assert auth.json()["error_code"] == "anon_key_retired"
     assert "gateway keys anon-key" in auth.json()["msg"]
     assert renewed.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/auth/v1/token?grant_type=password", "/rest/v1/projects"])
+def test_a_browser_may_send_supabase_js_headers_from_an_allowed_origin(
+    proxy: str, path: str
+) -> None:
+    preflight = httpx.options(
+        f"{proxy}{path}",
+        headers={
+            "Origin": APP_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "apikey, authorization, x-client-info",
+        },
+    )
+
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == APP_ORIGIN
+    allowed = preflight.headers["access-control-allow-headers"].split(", ")
+    for name in ("apikey", "authorization", "x-client-info", "x-supabase-api-version"):
+        assert name in allowed
