@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.npm import PinnedPackage
+import pytest
+
+from tests.support.npm import NpmPackageMissing, PinnedPackage
 
 SOURCE = Path(__file__).resolve().parent / "supabase_js"
 SUPABASE_JS = PinnedPackage(
@@ -26,7 +28,11 @@ SUPABASE_JS = PinnedPackage(
 
 def run_supabase_script(script: str, env: dict[str, str], timeout: float = 60) -> dict[str, Any]:
     """Run ``tests/support/supabase_js/<script>`` with node; its stdout is one JSON document."""
-    installed = SUPABASE_JS.installed()
+    try:
+        installed = SUPABASE_JS.installed()
+    except NpmPackageMissing as exc:
+        # A missing prerequisite fails the test with what to install, never a skip.
+        pytest.fail(str(exc), pytrace=False)
     result = subprocess.run(
         ["node", str(SOURCE / script)],
         capture_output=True,
