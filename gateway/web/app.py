@@ -64,8 +64,9 @@ def create_app(settings: Settings) -> Litestar:
 def create_server_app(settings: Settings) -> FrontDoor:
     """What the server runs: the front door, with :func:`create_app`'s application behind it."""
     app, mounts = _build(settings)
-    main = mounts.pop(settings.proxy_prefix)
-    return FrontDoor(cast(Any, app), main, settings, mounts)
+    # A copy: Litestar's own route (create_app's) keeps every mount in the original.
+    others = {prefix: mount for prefix, mount in mounts.items() if prefix != settings.proxy_prefix}
+    return FrontDoor(cast(Any, app), mounts[settings.proxy_prefix], settings, others)
 
 
 def _build(settings: Settings) -> tuple[Litestar, dict[str, PostgrestMount]]:

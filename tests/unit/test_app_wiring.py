@@ -54,3 +54,15 @@ async def test_litestar_alone_hands_rest_v1_to_its_own_mount_by_the_raw_path() -
         await dispatch({"type": "http", "path": "/ignored", "raw_path": raw}, None, None)
 
     assert calls == ["/rest/v1", "/rest", "/rest"]
+
+
+def test_the_server_app_leaves_litestar_its_route_to_every_mount() -> None:
+    # A request the front door leaves to Litestar (/rest%40x) can still reach Litestar's route
+    # under /rest, whose mount then refuses it with 404 JSON.
+    server_app = create_server_app(Settings())
+    litestar = cast(Litestar, server_app.app)
+
+    routed = litestar.asgi_router.handle_routing("/rest/x", "GET")[1]
+
+    assert isinstance(routed.fn, _MountsUnder)
+    assert set(routed.fn._mounts) == {"/rest", "/rest/v1"}
