@@ -105,7 +105,11 @@ def rates_for(alg: str, seconds: float) -> TokenRates:
 
     verify_rate = per_cpu_second(verify_next, seconds)
     cache = VerifiedTokens(
-        size=1000, issuer=settings.issuer, audience=None, allowed_roles=settings.allowed_roles
+        size=1000,
+        issuer=settings.issuer,
+        audience=None,
+        allowed_roles=settings.allowed_roles,
+        anon_role=settings.anon_role,
     )
     cache.verify(ring, tokens[0])
     cached_rate = per_cpu_second(lambda: cache.verify(ring, tokens[0]), seconds)

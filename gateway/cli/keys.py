@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -19,11 +20,13 @@ from gateway.tokens import (
     export_jwks,
     format_time,
     keys_directory,
+    load_keyring,
     load_keystore,
     prune_keys,
     read_manifest,
     render_jwks,
     rotate_keys,
+    sign_anon_key,
 )
 
 
@@ -122,6 +125,26 @@ def prune(force: bool, as_json: bool) -> None:
     )
 
 
+@keys.command("anon-key")
+@json_option
+def anon_key(as_json: bool) -> None:
+    """Print an anon key for supabase-js: the anon role, no user, no session (docs/supabase.md).
+
+    Signed by the current key, it works until that key is pruned (a rotation makes it retiring,
+    `gateway keys prune` drops it): print a new one after each rotation and ship it before
+    pruning.
+    """
+    config = settings()
+    ring = load_keyring(config)
+    now = int(time.time())
+    token = sign_anon_key(ring, config, now=now)
+    emit(
+        {"anon_key": token, "kid": ring.current_kid, "role": config.anon_role},
+        as_json=as_json,
+        text=token,
+    )
+
+
 @keys.command("export-jwks")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def export(path: Path | None) -> None:
@@ -160,4 +183,11 @@ def _tell_postgrest(config: Settings) -> bool:
 def _pruned_text(dropped: tuple[KeyRecord, ...]) -> str:
     if not dropped:
         return "nothing to prune: every retiring key may still have live tokens"
-    return "pruned " + ", ".join(record.kid for record in dropped)
+    kids = ", ".join(record.kid for record in dropped)
+    # Anon keys live for years inside built apps: the one thing that ends them is this.
+    click.echo(
+        f"gateway: warning: anon keys signed by {kids} are refused from now on "
+        "(anon_key_retired); `gateway keys anon-key` prints a current one",
+        err=True,
+    )
+    return "pruned " + kids

@@ -99,8 +99,10 @@ CLIENT_CLAIM_PREFIXES = (
     b"cf-access-",
 )
 CLIENT_CLAIM_NAMES = frozenset({b"x-user", b"x-user-id", b"x-user-email", b"x-email"})
-# The gateway's own business: the CSRF token is checked here and means nothing to PostgREST.
-GATEWAY_ONLY = frozenset({b"x-csrf-token"})
+# The gateway's own business: the CSRF token is checked here and means nothing to PostgREST;
+# supabase-js's project key (apikey) grants nothing beyond the bearer token, and a key pasted
+# there by mistake must not reach SQL through request.headers.
+GATEWAY_ONLY = frozenset({b"x-csrf-token", b"apikey"})
 NEVER_FORWARDED = REPLACED | CLIENT_CLAIMS | GATEWAY_ONLY
 PROFILE_HEADERS = frozenset({b"accept-profile", b"content-profile"})
 

@@ -49,6 +49,7 @@ from gateway.sessions import (
 )
 from gateway.settings import Settings
 from gateway.storage import Enrichment, enrichment_for
+from gateway.tokens import is_anon_key
 from gateway.upstream import UnsendableRequest, UpstreamAddress, UpstreamClient, UpstreamError
 
 logger = logging.getLogger("gateway.proxy")
@@ -177,6 +178,10 @@ class PostgrestMount:
             return None
         token, via_cookie = found
         claims = dependencies.tokens.verify(dependencies.keys.ring, token)
+        if is_anon_key(claims):
+            # supabase-js's anon key (gateway keys anon-key) stands for nobody: the request goes
+            # up with no token at all, so PostgREST uses its db-anon-role, as for no token.
+            return None
         # Suspension first: it also revokes the user's sessions, and the answer should say why.
         if claims.get("sub") in dependencies.revocations.suspended_users:
             raise UserSuspended("This account is suspended.")

@@ -29,6 +29,29 @@ def under_prefix(path: str, prefix: str) -> bool:
     return path == prefix or (path.startswith(prefix) and path[len(prefix)] == "/")
 
 
+#: Where supabase-js looks for PostgREST (``<url>/rest/v1``): a second mount, beside the prefix.
+SUPABASE_REST_PREFIX = "/rest/v1"
+
+
+def mount_prefix(raw_path: bytes, path: str, prefixes: tuple[str, ...]) -> str | None:
+    """Which mount a request goes to: the longest prefix its raw path is under.
+
+    The raw path decides, as it decides everything at the mount. A request only its decoded
+    path puts under a prefix (``/r%65st/v1/x``) goes to that prefix's mount, which refuses it
+    (``mounted_path`` raises :class:`PathNotMounted`), exactly as with one prefix. ``None``: not
+    PostgREST traffic at all.
+    """
+    ordered = sorted(prefixes, key=len, reverse=True)
+    raw = raw_path.decode("latin-1")
+    for prefix in ordered:
+        if under_prefix(raw, prefix):
+            return prefix
+    for prefix in ordered:
+        if under_prefix(path, prefix):
+            return prefix
+    return None
+
+
 @lru_cache(maxsize=4096)
 def mounted_path(raw_path: bytes, prefix: bytes) -> bytes:
     """The path PostgREST gets for ``raw_path``: what follows the prefix, starting with ``/``.

@@ -6,11 +6,11 @@ import time
 from collections.abc import Collection
 from typing import Any
 
-from gateway.tokens import LEEWAY_SECONDS, KeyRing, verify_access_token
+from gateway.tokens import LEEWAY_SECONDS, KeyRing, verify_bearer_token
 
 
 class VerifiedTokens:
-    """Token → claims, for tokens this process has verified.
+    """Token → claims, for tokens this process has verified: access tokens and anon keys.
 
     An entry is used only while (a) the token has not expired, with the same leeway as the
     verification itself, and (b) the key that signed it is still in the ring: a pruned key's
@@ -19,10 +19,16 @@ class VerifiedTokens:
     goes first.
     """
 
-    __slots__ = ("_allowed_roles", "_audience", "_entries", "_issuer", "_size")
+    __slots__ = ("_allowed_roles", "_anon_role", "_audience", "_entries", "_issuer", "_size")
 
     def __init__(
-        self, *, size: int, issuer: str, audience: str | None, allowed_roles: Collection[str]
+        self,
+        *,
+        size: int,
+        issuer: str,
+        audience: str | None,
+        allowed_roles: Collection[str],
+        anon_role: str,
     ) -> None:
         self._entries: dict[str, tuple[float, str, dict[str, Any]]] = {}
         self._size = size
@@ -31,6 +37,7 @@ class VerifiedTokens:
         # The settings of this process: a role taken off the list takes a restart, and the
         # restart empties the cache, so a cached token never outlives its role.
         self._allowed_roles = frozenset(allowed_roles)
+        self._anon_role = anon_role
 
     def verify(self, ring: KeyRing, token: str) -> dict[str, Any]:
         """Claims of a valid token; raises ``InvalidToken`` otherwise (never caches a failure)."""
@@ -40,12 +47,13 @@ class VerifiedTokens:
             if time.time() < expires and kid in ring.kids:
                 return claims
             del self._entries[token]
-        claims = verify_access_token(
+        claims = verify_bearer_token(
             ring,
             token,
             issuer=self._issuer,
             audience=self._audience,
             allowed_roles=self._allowed_roles,
+            anon_role=self._anon_role,
         )
         if self._size:
             if len(self._entries) >= self._size:

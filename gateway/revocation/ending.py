@@ -35,16 +35,13 @@ async def revoke_replacements(db: AsyncSession, session: Session, *, now: dateti
 
 
 async def revoke_user_sessions(
-    db: AsyncSession, user_id: int, *, reason: str, now: datetime
+    db: AsyncSession, user_id: int, *, reason: str, now: datetime, keep: str | None = None
 ) -> list[str]:
-    """Revoke every live session of a user; returns their ids."""
-    sessions = (
-        await db.scalars(
-            select(Session)
-            .where(Session.user_id == user_id, Session.revoked_at.is_(None))
-            .with_for_update()
-        )
-    ).all()
+    """Revoke every live session of a user but ``keep`` (when given); returns their ids."""
+    live = [Session.user_id == user_id, Session.revoked_at.is_(None)]
+    if keep is not None:
+        live.append(Session.id != keep)
+    sessions = (await db.scalars(select(Session).where(*live).with_for_update())).all()
     for session in sessions:
         await revoke_session(db, session, reason=reason, now=now)
     return [session.id for session in sessions]

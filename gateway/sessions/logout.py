@@ -30,9 +30,14 @@ async def session_of_refresh_token(db: AsyncSession, refresh_token: str) -> Sess
 async def logout(
     db: AsyncSession, session: Session, *, scope: str, ip: str | None, now: datetime
 ) -> None:
-    """``local`` ends this session; ``global`` ends every session of its user."""
+    """``local`` ends this session; ``global`` every session of its user; ``others`` every
+    one but this (GoTrue's three scopes)."""
     if scope == "global":
         ended = await revoke_user_sessions(db, session.user_id, reason="logout_global", now=now)
+    elif scope == "others":
+        ended = await revoke_user_sessions(
+            db, session.user_id, reason="logout_others", now=now, keep=session.id
+        )
     else:
         await revoke_session(db, session, reason="logout", now=now)
         ended = [session.id]

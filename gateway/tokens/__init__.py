@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from gateway.tokens.algorithms import SUPPORTED_ALGORITHMS, SigningAlgorithm
+from gateway.tokens.anon_key import (
+    AnonKeyRetired,
+    is_anon_key,
+    sign_anon_key,
+    verify_bearer_token,
+)
 from gateway.tokens.claims import Identity, build_access_claims
 from gateway.tokens.errors import (
     InvalidToken,
@@ -43,6 +49,7 @@ __all__ = [
     "JWKS_NAME",
     "LEEWAY_SECONDS",
     "SUPPORTED_ALGORITHMS",
+    "AnonKeyRetired",
     "Identity",
     "InvalidToken",
     "JWKSDocument",
@@ -66,6 +73,7 @@ __all__ = [
     "ensure_keystore",
     "export_jwks",
     "format_time",
+    "is_anon_key",
     "jwk_thumbprint",
     "keys_directory",
     "load_keyring",
@@ -75,5 +83,7 @@ __all__ = [
     "render_jwks",
     "rotate_keys",
     "sign_access_token",
+    "sign_anon_key",
     "verify_access_token",
+    "verify_bearer_token",
 ]

@@ -155,13 +155,13 @@ def verify_access_token(
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("The token is too long.")
-    key = _header_key(ring, token)
-    claims = _verified_claims(token, key, issuer=issuer, audience=audience)
-    _check_access_token_claims(claims, allowed_roles=allowed_roles)
+    key = header_key(ring, token)
+    claims = verified_claims(token, key, issuer=issuer, audience=audience)
+    check_access_token_claims(claims, allowed_roles=allowed_roles)
     return claims
 
 
-def _header_key(ring: KeyRing, token: str) -> _VerificationKey:
+def header_key(ring: KeyRing, token: str) -> _VerificationKey:
     """The key the header names, once ``kid``, ``alg`` and ``typ`` pass; no signature yet."""
     try:
         header = jwt.get_unverified_header(token)
@@ -183,7 +183,7 @@ def _header_key(ring: KeyRing, token: str) -> _VerificationKey:
     return key
 
 
-def _verified_claims(
+def verified_claims(
     token: str, key: _VerificationKey, *, issuer: str, audience: str | None
 ) -> dict[str, Any]:
     """The claims, once the signature, ``exp``, ``iat``, ``iss`` and ``aud`` hold."""
@@ -212,9 +212,7 @@ def _verified_claims(
     return claims
 
 
-def _check_access_token_claims(
-    claims: Mapping[str, Any], *, allowed_roles: Collection[str]
-) -> None:
+def check_access_token_claims(claims: Mapping[str, Any], *, allowed_roles: Collection[str]) -> None:
     """Refuse claims that do not make a user's access token: each one from an allow-list."""
     if claims.get("token_type") != ACCESS_TOKEN_TYPE:
         raise InvalidToken("The token is not an access token.")

@@ -16,7 +16,14 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.types import ControllerRouterHandler
 
-from gateway.proxy import MountDependencies, PostgrestMount
+from gateway.asgi import raw_path_of
+from gateway.proxy import (
+    SUPABASE_REST_PREFIX,
+    MountDependencies,
+    PostgrestMount,
+    mount_prefix,
+    under_prefix,
+)
 from gateway.settings import Settings, load_settings
 from gateway.web import health
 from gateway.web import keys as key_routes
@@ -27,6 +34,7 @@ from gateway.web.auth import (
     OrganizationsController,
     PasswordController,
     SignupController,
+    SupabaseAuthController,
     auth_rate_limit,
 )
 from gateway.web.cors import cors_middleware
@@ -56,11 +64,13 @@ def create_app(settings: Settings) -> Litestar:
 
 def create_server_app(settings: Settings) -> FrontDoor:
     """What the server runs: the front door, with :func:`create_app`'s application behind it."""
-    app, mount = _build(settings)
-    return FrontDoor(cast(Any, app), mount, settings)
+    app, mounts = _build(settings)
+    # A copy: Litestar's own route (create_app's) keeps every mount in the original.
+    others = {prefix: mount for prefix, mount in mounts.items() if prefix != settings.proxy_prefix}
+    return FrontDoor(cast(Any, app), mounts[settings.proxy_prefix], settings, others)
 
 
-def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
+def _build(settings: Settings) -> tuple[Litestar, dict[str, PostgrestMount]]:
     # The mount is made before the application that routes to it, and the runtime only in the
     # application's lifespan: the mount asks for its dependencies per request.
     app: Litestar
@@ -68,12 +78,12 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
     def current_mount_dependencies() -> MountDependencies:
         return runtime_of(app.state).mount_dependencies
 
-    mount = PostgrestMount(settings, current_mount_dependencies)
+    mounts = postgrest_mounts(settings, current_mount_dependencies)
     docs, docs_policies = api_docs(settings, openapi_path=OPENAPI_PATH)
     demo_routes, demo_policies = demo_page(settings)
     page_policies = {**docs_policies, **demo_policies}
     app = Litestar(
-        route_handlers=[*_routes(settings, mount), *demo_routes],
+        route_handlers=[*_routes(settings, mounts), *demo_routes],
         lifespan=[_lifespan(settings)],
         middleware=[cast(Any, cors_middleware(settings))],
         stores={"auth_rate_limit": rate_limit_store(settings)},
@@ -86,7 +96,23 @@ def _build(settings: Settings) -> tuple[Litestar, PostgrestMount]:
         debug=False,
     )
     _wrap_own_answers(app, settings, page_policies)
-    return app, mount
+    return app, mounts
+
+
+def _proxy_prefixes(settings: Settings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((settings.proxy_prefix, SUPABASE_REST_PREFIX)))
+
+
+def postgrest_mounts(
+    settings: Settings, dependencies: Callable[[], MountDependencies]
+) -> dict[str, PostgrestMount]:
+    """The mount at GATEWAY_PROXY_PREFIX, and one at /rest/v1 where supabase-js looks for
+    PostgREST: the same class with the same dependencies (keys, token cache, revocations,
+    upstream session), so the same checks; each rewrites answers for its own prefix."""
+    return {
+        prefix: PostgrestMount(settings.model_copy(update={"proxy_prefix": prefix}), dependencies)
+        for prefix in _proxy_prefixes(settings)
+    }
 
 
 def _lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
@@ -102,17 +128,22 @@ def _lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextMa
     return lifespan
 
 
-def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterHandler]:
-    # A raw ASGI mount: Litestar only routes to it; no request or response object is built.
-    postgrest = asgi(
-        path=settings.proxy_prefix, is_mount=True, copy_scope=False, include_in_schema=False
-    )(mount)
+def _routes(settings: Settings, mounts: dict[str, PostgrestMount]) -> list[ControllerRouterHandler]:
+    # Raw ASGI mounts: Litestar only routes to them; no request or response object is built.
+    postgrest = [
+        asgi(path=prefix, is_mount=True, copy_scope=False, include_in_schema=False)(
+            _MountsUnder(prefix, mounts)
+        )
+        for prefix in mounts
+        if not any(under_prefix(prefix, other) for other in mounts if other != prefix)
+    ]
     # The per-address limit guards /auth and /admin, not PostgREST traffic.
     auth = Router(
         path="/",
         route_handlers=[
             AuthController,
             SignupController,
+            SupabaseAuthController,
             PasswordController,
             OrganizationsController,
             AdminController,
@@ -126,8 +157,25 @@ def _routes(settings: Settings, mount: PostgrestMount) -> list[ControllerRouterH
         key_routes.jwks,
         key_routes.openid_configuration,
         auth,
-        postgrest,
+        *postgrest,
     ]
+
+
+class _MountsUnder:
+    """Litestar routes no mount nested in another (``/rest/v1`` in ``/rest``): one Litestar
+    mount per outermost prefix hands each request to the mount the raw path chooses, as the
+    server's front door does (``mount_prefix``)."""
+
+    __slots__ = ("_mounts", "_prefix", "_prefixes")
+
+    def __init__(self, prefix: str, mounts: dict[str, PostgrestMount]) -> None:
+        self._prefix = prefix
+        self._mounts = mounts
+        self._prefixes = tuple(mounts)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        chosen = mount_prefix(raw_path_of(scope), scope["path"], self._prefixes)
+        await self._mounts[chosen or self._prefix](scope, receive, send)
 
 
 def _openapi_config(docs: list[OpenAPIRenderPlugin]) -> OpenAPIConfig:
@@ -154,7 +202,7 @@ def _wrap_own_answers(
         Any,
         wrap_own_answers(
             cast(Any, app.asgi_handler),
-            proxy_prefix=settings.proxy_prefix,
+            proxy_prefixes=_proxy_prefixes(settings),
             page_policies=page_policies,
         ),
     )

@@ -11,7 +11,8 @@ from gateway.settings import Settings
 ALLOWED_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = (
     "authorization, content-type, accept, prefer, range, range-unit, accept-profile, "
-    "content-profile, x-csrf-token, x-request-id, presign"
+    "content-profile, x-csrf-token, x-request-id, presign, apikey, x-client-info, "
+    "x-supabase-api-version"
 )
 EXPOSED_HEADERS = (
     "content-range, range-unit, location, content-location, preference-applied, "

@@ -13,8 +13,8 @@ import contextlib
 import logging
 from urllib.parse import quote
 
-from gateway.asgi import ASGIApp, Receive, Scope, Send, started_answer
-from gateway.proxy import PostgrestMount, json_error, under_prefix
+from gateway.asgi import ASGIApp, Receive, Scope, Send, raw_path_of, started_answer
+from gateway.proxy import PostgrestMount, json_error, mount_prefix
 from gateway.settings import Settings
 from gateway.web.cors import cors_middleware
 from gateway.web.request_log import RequestLog
@@ -27,12 +27,23 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 class FrontDoor:
-    __slots__ = ("_app", "_prefix", "_proxy")
+    __slots__ = ("_app", "_prefixes", "_proxies")
 
-    def __init__(self, app: ASGIApp, mount: PostgrestMount, settings: Settings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        mount: PostgrestMount,
+        settings: Settings,
+        more_mounts: dict[str, PostgrestMount] | None = None,
+    ) -> None:
+        """``mount`` serves GATEWAY_PROXY_PREFIX; ``more_mounts`` other prefixes (``/rest/v1``)."""
         self._app = app
-        self._prefix = settings.proxy_prefix
-        self._proxy = RequestLog(cors_middleware(settings)(mount))
+        cors = cors_middleware(settings)
+        mounts = {**(more_mounts or {}), settings.proxy_prefix: mount}
+        self._proxies: dict[str, ASGIApp] = {
+            prefix: RequestLog(cors(each)) for prefix, each in mounts.items()
+        }
+        self._prefixes = tuple(self._proxies)
 
     @property
     def app(self) -> ASGIApp:
@@ -49,14 +60,16 @@ class FrontDoor:
             # The path as sent is what the mount decides on; without it, the decoded one
             # re-encoded is the only representation, and it is used for everything.
             scope["raw_path"] = quote(path, safe=_PATH_SAFE).encode()
-        # The mount gets every request that either view puts under the prefix (a raw path under
+        # A mount gets every request that either view puts under its prefix (a raw path under
         # it is under it decoded too), and decides on the raw path alone (gateway/proxy/
-        # paths.py): '/r%65st/x' reads '/rest/x' decoded and gets the mount's 404 JSON.
-        if not under_prefix(path, self._prefix):
+        # paths.py): '/r%65st/x' reads '/rest/x' decoded and gets the mount's 404 JSON. Which
+        # mount, when there are two, is decided on the raw path first as well.
+        prefix = mount_prefix(raw_path_of(scope), path, self._prefixes)
+        if prefix is None:
             await self._app(scope, receive, send)
             return
         try:
-            await self._proxy(scope, receive, send)
+            await self._proxies[prefix](scope, receive, send)
         except Exception as exc:
             # A bug, not a client's doing: the client learns nothing, the operator the type and
             # the traceback (never the headers: they carry tokens).

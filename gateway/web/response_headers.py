@@ -57,19 +57,19 @@ def own_answer_headers(
 class OwnAnswerHeaders:
     """ASGI middleware applying :func:`own_answer_headers`; the mount's paths pass untouched."""
 
-    __slots__ = ("_app", "_policies", "_prefix", "_under")
+    __slots__ = ("_app", "_policies", "_prefixes", "_under")
 
     def __init__(
-        self, app: ASGIApp, *, proxy_prefix: str, page_policies: Mapping[str, bytes]
+        self, app: ASGIApp, *, proxy_prefixes: tuple[str, ...], page_policies: Mapping[str, bytes]
     ) -> None:
         self._app = app
-        self._prefix = proxy_prefix
-        self._under = proxy_prefix + "/"
+        self._prefixes = frozenset(proxy_prefixes)
+        self._under = tuple(prefix + "/" for prefix in proxy_prefixes)
         self._policies = dict(page_policies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or path == self._prefix or path.startswith(self._under):
+        if scope["type"] != "http" or path in self._prefixes or path.startswith(self._under):
             # PostgREST's answers are the mount's business (and only reach here in process).
             await self._app(scope, receive, send)
             return
@@ -84,9 +84,9 @@ class OwnAnswerHeaders:
 
 
 def wrap_own_answers(
-    handler: ASGIApp, *, proxy_prefix: str, page_policies: Mapping[str, bytes]
+    handler: ASGIApp, *, proxy_prefixes: tuple[str, ...], page_policies: Mapping[str, bytes]
 ) -> ASGIApp:
     """The application's whole handler, with the request log and the headers around it."""
     return RequestLog(
-        OwnAnswerHeaders(handler, proxy_prefix=proxy_prefix, page_policies=page_policies)
+        OwnAnswerHeaders(handler, proxy_prefixes=proxy_prefixes, page_policies=page_policies)
     )

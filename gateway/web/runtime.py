@@ -89,6 +89,7 @@ class Runtime:
                     issuer=settings.issuer,
                     audience=settings.audience,
                     allowed_roles=settings.allowed_roles,
+                    anon_role=settings.anon_role,
                 ),
                 revocations=revocations,
                 http=http,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import resource
 import signal
@@ -72,7 +73,7 @@ def test_help_lists_the_keys_commands() -> None:
     result = CliRunner().invoke(cli, ["keys", "--help"])
 
     assert result.exit_code == 0
-    for command in ("init", "list", "rotate", "prune", "export-jwks"):
+    for command in ("init", "list", "rotate", "prune", "export-jwks", "anon-key"):
         assert command in result.stdout
 
 
@@ -189,7 +190,7 @@ def test_export_jwks_writes_a_chosen_path_or_stdout(
 
 
 def test_commands_on_a_missing_keystore_say_how_to_create_one(env: dict[str, str]) -> None:
-    for command in ("list", "rotate", "prune", "export-jwks"):
+    for command in ("list", "rotate", "prune", "export-jwks", "anon-key"):
         result = gateway(env, command)
 
         assert result.exit_code == 1
@@ -314,3 +315,31 @@ def test_notify_accepts_sqlalchemy_urls() -> None:
     assert asyncpg_dsn("postgresql://db/app") == "postgresql://db/app"
     with pytest.raises(InvalidInput):
         asyncpg_dsn("sqlite+aiosqlite:///./gateway.db")
+
+
+def test_anon_key_prints_a_token_of_the_anon_role_signed_by_the_current_key(
+    keystore: dict[str, str],
+) -> None:
+    document = gateway_json(keystore, "anon-key")
+    text = gateway(keystore, "anon-key")
+
+    current = gateway_json(keystore, "list")["keys"]
+    assert document["kid"] == next(k["kid"] for k in current if k["state"] == "current")
+    assert document["role"] == "anon"
+    header = json.loads(base64.urlsafe_b64decode(document["anon_key"].split(".")[0] + "=="))
+    assert header["kid"] == document["kid"]
+    assert text.exit_code == 0
+    assert text.stdout.count(".") == 2
+    assert text.stdout.strip() != document["anon_key"]  # a fresh jti each time
+
+
+def test_prune_warns_that_the_anon_keys_of_the_pruned_keys_stop_working(
+    keystore: dict[str, str],
+) -> None:
+    gateway_json(keystore, "rotate", "--force")
+
+    result = gateway(keystore, "prune", "--force")
+
+    assert result.exit_code == 0, result.stderr
+    assert "anon keys signed by" in result.stderr
+    assert "gateway keys anon-key" in result.stderr

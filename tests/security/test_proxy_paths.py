@@ -229,3 +229,117 @@ def test_a_question_mark_in_raw_path_ends_the_path(door: Door, upstream: Recordi
 
     assert answer.status == 200
     assert upstream.request_lines(before) == [b"GET /base/a?q=1 HTTP/1.1"]
+
+
+# --- /rest/v1, where supabase-js looks for PostgREST ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "expected"),
+    [
+        (b"/rest/v1", b"/base/"),
+        (b"/rest/v1/", b"/base/"),
+        (b"/rest/v1/projects", b"/base/projects"),
+        (b"/rest/v1/rpc/project_count", b"/base/rpc/project_count"),
+        # The raw path decides which mount: 'v%31' is not 'v1' raw, so /rest's mount forwards
+        # it under its own prefix, escaped as sent (PostgREST finds no such table).
+        (b"/rest/v%31/projects", b"/base/v%31/projects"),
+    ],
+)
+def test_rest_v1_reaches_the_same_upstream_under_the_mount_as_rest(
+    door: Door, upstream: RecordingUpstream, raw_path: bytes, expected: bytes
+) -> None:
+    before = len(upstream.heads)
+
+    answer = door.request(raw_path)
+
+    assert answer.status == 200, answer
+    (line,) = upstream.request_lines(before)
+    assert line == b"GET " + expected + b" HTTP/1.1"
+    assert_no_decoding_leaves_the_mount(expected)
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "path"),
+    [
+        (b"/rest/v1/..", "/rest/v1/.."),
+        (b"/rest/v1/../auth/login", "/rest/v1/../auth/login"),
+        (b"/rest/v1/%2e%2e/auth/login", "/rest/v1/../auth/login"),
+        (b"/rest/v1/.%2E/%2e%2e/admin", "/rest/v1/../../admin"),
+        (b"/rest/v1/%252e%252e/auth", "/rest/v1/%2e%2e/auth"),
+        (b"/rest/v1%2F..%2F..%2Fauth", "/rest/v1/../../auth"),
+        (b"/rest/v1/a%2Fb", "/rest/v1/a/b"),
+        (b"/rest/v1/a%5Cb", "/rest/v1/a\\b"),
+        (b"/rest/v1//projects", "/rest/v1//projects"),
+        (b"/rest/v1/a%00b", "/rest/v1/a\x00b"),
+        (b"/rest/v1\\projects", "/rest/v1\\projects"),
+    ],
+)
+def test_rest_v1_traversal_tricks_are_refused_with_400_json_and_go_nowhere(
+    door: Door, upstream: RecordingUpstream, raw_path: bytes, path: str
+) -> None:
+    before = len(upstream.heads)
+
+    answer = door.request(raw_path, path=path)
+
+    assert answer.status == 400, answer
+    assert json.loads(answer.body)["code"] == "invalid_path"
+    assert upstream.heads[before:] == []
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "path"),
+    [
+        (b"/r%65st/v1/projects", "/rest/v1/projects"),
+        (b"/%72est/v1/projects", "/rest/v1/projects"),
+        (b"/rest%2Fv1/projects", "/rest/v1/projects"),
+    ],
+)
+def test_rest_v1_only_in_the_decoded_view_gets_404_json_and_goes_nowhere(
+    door: Door, upstream: RecordingUpstream, raw_path: bytes, path: str
+) -> None:
+    before = len(upstream.heads)
+
+    answer = door.request(raw_path, path=path)
+
+    assert answer.status == 404, answer
+    assert json.loads(answer.body)["code"] == "not_found"
+    assert upstream.heads[before:] == []
+
+
+def v1_raw_paths(other_port: int) -> st.SearchStrategy[bytes]:
+    start = st.sampled_from(
+        [b"/rest/v1", b"/rest/v1/", b"/rest/v1%2F", b"/rest/v1%2f", b"/rest/v%31/", b"/rest/v1@",
+         b"/rest/v1%40", b"/rest/v1%5C", b"/rest/v1/..", b"/rest/v1/%2e%2e/", b"/r%65st/v1/"]
+    )  # fmt: skip
+    tail = st.lists(pieces(other_port), max_size=8).map(b"".join)
+    return st.tuples(start, tail).map(b"".join)
+
+
+@given(data=st.data())
+@PROPERTY
+def test_every_forwarded_rest_v1_request_goes_to_the_configured_upstream_under_the_mount(
+    door: Door, upstream: RecordingUpstream, elsewhere: RecordingUpstream, data: st.DataObject
+) -> None:
+    raw_path = data.draw(v1_raw_paths(elsewhere.port), label="raw_path")
+    before = len(upstream.heads)
+
+    answer = door.request(raw_path)
+
+    assert answer.status < 500, (raw_path, answer)
+    assert answer.starts == 1
+    assert elsewhere.heads == []
+    sent = upstream.request_lines(before)
+    if answer.status == 200:
+        path = raw_path.partition(b"?")[0]
+        (line,) = sent
+        target = line.split(b" ")[1].partition(b"?")[0]
+        prefix = b"/rest/v1" if path == b"/rest/v1" or path.startswith(b"/rest/v1/") else b"/rest"
+        assert path.startswith(prefix)
+        assert target == b"/base" + (path[len(prefix) :] or b"/"), (raw_path, line)
+        assert_no_decoding_leaves_the_mount(target)
+    else:
+        assert sent == []
+        assert 400 <= answer.status < 500
+        if answer.body != b"litestar":
+            assert set(json.loads(answer.body)) == {"code", "message"}

@@ -15,9 +15,9 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from gateway.proxy.dependencies import MountDependencies
-from gateway.proxy.mount import PostgrestMount
 from gateway.proxy.upstream import make_client_session
 from gateway.settings import Settings
+from gateway.web.app import postgrest_mounts
 from gateway.web.front_door import FrontDoor
 
 Header = tuple[bytes, bytes]
@@ -79,8 +79,9 @@ class Door:
         dependencies = MountDependencies(
             keys=unused, tokens=unused, revocations=unused, http=session
         )
-        mount = PostgrestMount(self.settings, lambda: dependencies)
-        door = FrontDoor(cast(Any, self._litestar), mount, self.settings)
+        mounts = postgrest_mounts(self.settings, lambda: dependencies)
+        mount = mounts.pop(self.settings.proxy_prefix)
+        door = FrontDoor(cast(Any, self._litestar), mount, self.settings, mounts)
         sent: list[dict[str, Any]] = []
         delivered = False
 

@@ -122,10 +122,12 @@ PUBLIC = {
     "proxy": [
         "MountDependencies",
         "PostgrestMount",
+        "SUPABASE_REST_PREFIX",
         "VerifiedTokens",
         "json_error",
         "make_client_session",
         "merge_vary",
+        "mount_prefix",
         "under_prefix",
     ],
     "revocation": [
@@ -219,6 +221,7 @@ PUBLIC = {
         "utcnow",
     ],
     "tokens": [
+        "AnonKeyRetired",
         "Identity",
         "InvalidToken",
         "JWKSDocument",
@@ -245,6 +248,7 @@ PUBLIC = {
         "ensure_keystore",
         "export_jwks",
         "format_time",
+        "is_anon_key",
         "jwk_thumbprint",
         "keys_directory",
         "load_keyring",
@@ -254,7 +258,9 @@ PUBLIC = {
         "render_jwks",
         "rotate_keys",
         "sign_access_token",
+        "sign_anon_key",
         "verify_access_token",
+        "verify_bearer_token",
     ],
     "upstream": [
         "UnsendableRequest",

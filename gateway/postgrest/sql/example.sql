@@ -48,3 +48,16 @@ DO $$ BEGIN
       USING (organization_id = auth.organization_id() AND auth.org_role() = 'org_admin');
   END IF;
 END $$;
+
+-- A function for POST /rest/rpc/project_count (supabase-js: rpc('project_count')): how many
+-- projects the caller's organization has. SECURITY INVOKER, so the policies above apply; only
+-- signed-in roles may call it (functions are executable by PUBLIC unless revoked).
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_proc WHERE proname = 'project_count'
+                 AND pronamespace = 'public'::regnamespace) THEN
+    CREATE FUNCTION public.project_count() RETURNS bigint
+      LANGUAGE sql STABLE SECURITY INVOKER AS 'SELECT count(*) FROM public.projects';
+    REVOKE EXECUTE ON FUNCTION public.project_count() FROM PUBLIC;
+  END IF;
+END $$;
+GRANT EXECUTE ON FUNCTION public.project_count() TO {signed_in_roles};

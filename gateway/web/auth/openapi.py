@@ -22,3 +22,17 @@ def error_answers(*pairs: tuple[int, str]) -> dict[int, ResponseSpec]:
 BAD_INPUT = (400, "invalid_request")
 TOO_BIG = (413, "payload_too_large")
 THROTTLED = (429, "too_many_attempts, too_many_requests")
+
+
+def gotrue_error_answers(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error answers of a /auth/v1 operation: GoTrue's body (see supabase_errors.py)."""
+    from gateway.web.auth.supabase_schemas import GoTrueError
+
+    return {
+        status: ResponseSpec(
+            data_container=GoTrueError,
+            description="GoTrue's error body",
+            examples=[Example(value={"code": status, "error_code": "…", "msg": "…"})],
+        )
+        for status in statuses
+    }

@@ -1,0 +1,114 @@
+"""GoTrue-shaped answers built from what the sessions package says about a caller."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from litestar import Response
+
+from gateway.sessions import IssuedTokens, describe_token_holder
+from gateway.settings import Settings
+from gateway.store import utcnow
+from gateway.web.auth.schemas import TOKEN_TYPE
+from gateway.web.auth.supabase_schemas import Identity, Session, SignupUser, User
+from gateway.web.runtime import Runtime
+
+#: The one provider there is: email and password.
+PROVIDER = {"provider": "email", "providers": ["email"]}
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def supabase_user(me: Any, settings: Settings) -> User:
+    """GoTrue's user object for the caller ``describe_token_holder`` described."""
+    user = me.user
+    uid = str(user.id)
+    verified = _time(user.email_verified_at)
+    signed_in = _time(me.session.created_at)
+    created, updated = user.created_at.isoformat(), user.updated_at.isoformat()
+    organization = (
+        {
+            "organization_id": me.current.organization_id,
+            "org_name": me.current.org_name,
+            "role": me.current.role,
+        }
+        if me.current is not None
+        else None
+    )
+    return User(
+        id=uid,
+        aud=settings.audience or "",
+        role=user.db_role,
+        email=user.email,
+        email_confirmed_at=verified,
+        phone="",
+        confirmed_at=verified,
+        last_sign_in_at=signed_in,
+        app_metadata={
+            **PROVIDER,
+            "organization": organization,
+            "organizations": [
+                {"organization_id": m.organization_id, "org_name": m.org_name, "role": m.role}
+                for m in me.memberships
+            ],
+        },
+        user_metadata={},
+        identities=[
+            Identity(
+                id=uid,
+                user_id=uid,
+                identity_id=uid,
+                provider="email",
+                identity_data={"sub": uid, "email": user.email, "email_verified": bool(verified)},
+                created_at=created,
+                updated_at=updated,
+                last_sign_in_at=signed_in,
+            )
+        ],
+        created_at=created,
+        updated_at=updated,
+        is_anonymous=False,
+    )
+
+
+async def caller_user(runtime: Runtime, access_token: str) -> User:
+    """The holder of ``access_token``, checked like any request with it (session, status)."""
+    me = await describe_token_holder(
+        runtime.store, access_token=access_token, ring=runtime.keys.ring, settings=runtime.settings
+    )
+    return supabase_user(me, runtime.settings)
+
+
+async def session_answer(runtime: Runtime, issued: IssuedTokens) -> Response[Session]:
+    """GoTrue's token answer for a token pair just issued by ``login`` or ``refresh``."""
+    body = Session(
+        access_token=issued.access_token,
+        token_type=TOKEN_TYPE,
+        expires_in=issued.expires_in,
+        expires_at=issued.expires_at,
+        refresh_token=issued.refresh_token,
+        user=await caller_user(runtime, issued.access_token),
+    )
+    # RFC 6749 section 5.1: token answers are not cached.
+    return Response(body, headers={"Cache-Control": "no-store"})
+
+
+def signup_answer(email: str, settings: Settings) -> SignupUser:
+    """The same answer for a new and a known address (see SignupUser)."""
+    now = utcnow().isoformat()
+    return SignupUser(
+        id="",
+        aud=settings.audience or "",
+        role="",
+        email=email,
+        phone="",
+        confirmation_sent_at=now,
+        app_metadata=dict(PROVIDER),
+        user_metadata={},
+        created_at=now,
+        updated_at=now,
+        is_anonymous=False,
+    )
