@@ -94,6 +94,12 @@ class Connection(asyncio.Protocol):
     def alive(self) -> bool:
         return self.reusable and self._error is None and self.transport is not None
 
+    @property
+    def reading_paused(self) -> bool:
+        """The socket is not read (too much of the body is buffered): never fit for the pool,
+        where nothing would resume it and the next answer would never be read."""
+        return self._paused_reading
+
     def write(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error

@@ -164,9 +164,15 @@ class UpstreamClient:
         return connection
 
     def _release(self, connection: Connection) -> None:
-        """Back to the pool if it finished its answer and may be reused; closed otherwise."""
+        """Back to the pool if its whole answer arrived, it may be reused and its socket is read;
+        closed otherwise."""
         connection.in_exchange = False
-        if connection.complete and connection.alive and not self._closed:
+        if (
+            connection.complete
+            and connection.alive
+            and not connection.reading_paused
+            and not self._closed
+        ):
             assert self._loop is not None
             connection.idle_since = self._loop.time()
             self._idle.append(connection)

@@ -410,3 +410,34 @@ async def test_a_second_answer_to_one_request_is_never_taken_for_the_next_ones(
 
     assert server.connections == 2  # the connection that talked too much was not reused
     await client.close()
+
+
+async def until(condition: Callable[[], bool], what: str, deadline: float = 5.0) -> None:
+    """Yield to the loop until ``condition`` holds (the client's own callbacks make it so)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not condition():
+        assert loop.time() - started < deadline, f"{what} did not happen within {deadline} s"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_big_answer_left_unread_is_never_pooled_and_the_next_request_is_served(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    big = b"x" * 300_000
+    server = script(
+        lambda connection, _r, _h, _b: (
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+            if connection == 1
+            else OK
+        )
+    )
+    client = client_for(server, pool_size=1, read_timeout=1.0)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        # Everything arrives while nobody reads: reading paused above the buffer's high water.
+        await until(lambda: answer._connection.complete, "the whole answer arriving")
+
+    assert client.idle_connections == 0
+    assert await get(client, b"POST") == (200, b"ok")
+    await client.close()
