@@ -219,6 +219,9 @@ class Exchange:
     async def __aenter__(self) -> UpstreamAnswer:
         client = self._client
         head = _request_head(self._method, self._target, self._headers, self._chunked)
+        # The length PostgREST reads the body by, from the very header sent: never more bytes
+        # (they would be read as a next request), never fewer (it would wait for them).
+        length = None if self._body is None or self._chunked else _declared_length(self._headers)
         replayable = self._body is None and self._method in REPLAYABLE
         head_only = self._method == b"HEAD"
         while True:
@@ -227,7 +230,7 @@ class Exchange:
             try:
                 connection.write(head)
                 if self._body is not None:
-                    await _send_body(connection, self._body, self._chunked)
+                    await _send_body(connection, self._body, length)
                 await connection.head()
             except UpstreamError:
                 stale = reused and not connection.received
@@ -325,17 +328,39 @@ def _request_head(method: bytes, target: bytes, headers: Sequence[Header], chunk
     return head
 
 
-async def _send_body(connection: Connection, body: AsyncIterator[bytes], chunked: bool) -> None:
+def _declared_length(headers: Sequence[Header]) -> int:
+    """The one ``Content-Length`` of a request sent with a body and no chunked framing."""
+    values = [value for name, value in headers if name.lower() == b"content-length"]
+    if len(values) != 1 or not values[0].isdigit():
+        raise UnsendableRequest("A body needs one Content-Length, or chunked framing.")
+    return int(values[0])
+
+
+async def _send_body(
+    connection: Connection, body: AsyncIterator[bytes], length: int | None
+) -> None:
+    """Write ``body``: exactly ``length`` bytes, or chunked when ``length`` is None.
+
+    A body that runs past its length stops before the excess is written, and one that ends
+    short fails: either way the caller closes the connection, so PostgREST never serves a
+    request framed differently from the one the gateway checked.
+    """
+    sent = 0
     async for chunk in body:
         if connection.status:
             # PostgREST answered before reading the whole body: the rest is not wanted, and
             # the connection, with part of a request unsent, is never reused.
             connection.reusable = False
             return
-        if chunked:
+        if length is None:
             connection.write(b"%x\r\n" % len(chunk) + chunk + _CHUNK_END)
         else:
+            sent += len(chunk)
+            if sent > length:
+                raise UnsendableRequest("The body is longer than its Content-Length.")
             connection.write(chunk)
         await connection.drain()
-    if chunked:
+    if length is None:
         connection.write(b"0\r\n\r\n")
+    elif sent != length:
+        raise UnsendableRequest("The body is shorter than its Content-Length.")

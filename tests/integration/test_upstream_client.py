@@ -441,3 +441,57 @@ async def test_a_big_answer_left_unread_is_never_pooled_and_the_next_request_is_
     assert client.idle_connections == 0
     assert await get(client, b"POST") == (200, b"ok")
     await client.close()
+
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: upstream\r\n\r\n"
+
+
+def length_of(size: int) -> list[tuple[bytes, bytes]]:
+    return [*HOST, (b"content-length", str(size).encode())]
+
+
+async def test_a_body_longer_than_its_content_length_stops_at_the_length_and_closes_the_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    with pytest.raises(UnsendableRequest, match="longer"):
+        async with client.request(b"POST", b"/x", length_of(4), body_of(b"{}", b"{}", SMUGGLED)):
+            pass
+
+    assert client.open_connections == 0
+    # The excess (what the upstream would read as a next request) was never written.
+    await until(lambda: server.bodies == [b"{}{}"], "the declared body reaching the upstream")
+    await until(lambda: server.finished == 1, "the upstream seeing the connection end")
+    assert len(server.heads) == 1
+    await client.close()
+
+
+async def test_a_body_shorter_than_its_content_length_is_an_error_and_closes_the_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    with pytest.raises(UnsendableRequest, match="shorter"):
+        async with client.request(b"POST", b"/x", length_of(10), body_of(b"{}")):
+            pass
+
+    assert client.open_connections == 0
+    assert server.bodies == []  # the upstream never got a whole request
+    await client.close()
+
+
+async def test_a_body_without_content_length_or_chunked_framing_is_never_sent(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    with pytest.raises(UnsendableRequest):
+        async with client.request(b"POST", b"/x", HOST, body_of(b"{}")):
+            pass
+
+    assert server.connections == 0
+    await client.close()

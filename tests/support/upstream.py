@@ -106,6 +106,7 @@ class ScriptedUpstream:
     heads: list[bytes] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     connections: int = 0
+    finished: int = 0  # connections that have ended (either side closed)
     sock: socket.socket = field(default_factory=socket.socket)
     stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -138,6 +139,12 @@ class ScriptedUpstream:
     def _handle(self, connection: socket.socket, number: int) -> None:
         connection.settimeout(30)
         buffer = _Buffer(connection)
+        try:
+            self._exchange(connection, number, buffer)
+        finally:
+            self.finished += 1
+
+    def _exchange(self, connection: socket.socket, number: int, buffer: _Buffer) -> None:
         with connection:
             try:
                 request = 0
