@@ -495,3 +495,43 @@ async def test_a_body_without_content_length_or_chunked_framing_is_never_sent(
 
     assert server.connections == 0
     await client.close()
+
+
+def head_with(*fields: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + b"".join(f + b"\r\n" for f in fields)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        head_with(*(b"X-%d: 1" % n for n in range(201)), b"Content-Length: 2") + b"\r\nok",
+        head_with(b"X-Big: " + b"a" * 70_000, b"Content-Length: 2") + b"\r\nok",
+        # A head that never ends, and interim heads that never stop: refused while they come.
+        head_with(*(b"X-%d: %s" % (n, b"a" * 1000) for n in range(100))),
+        b"HTTP/1.1 100 Continue\r\n\r\n" * 5000,
+    ],
+    ids=["201 fields", "a 70 KB field", "an endless head", "endless interim answers"],
+)
+async def test_an_answer_head_over_64_kib_or_200_fields_is_a_protocol_error(
+    script: Callable[[Handler], ScriptedUpstream], answer: bytes
+) -> None:
+    server = script(lambda *_: answer)
+    client = client_for(server)
+
+    with pytest.raises(UpstreamProtocolError, match="head is too large"):
+        await get(client)
+
+    assert client.open_connections == 0
+    await client.close()
+
+
+async def test_an_answer_head_of_200_fields_within_64_kib_is_read(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    fields = [b"X-%03d: %s" % (n, b"a" * 300) for n in range(199)]
+    server = script(lambda *_: head_with(*fields, b"Content-Length: 2") + b"\r\nok")
+    client = client_for(server)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        assert (answer.status, len(answer.headers), await answer.read()) == (200, 200, b"ok")
+    await client.close()
