@@ -352,6 +352,8 @@ async def _send_body(
             # the connection, with part of a request unsent, is never reused.
             connection.reusable = False
             return
+        if not chunk:
+            continue  # chunked, an empty piece would be the last-chunk marker: the body's end
         if length is None:
             connection.write(b"%x\r\n" % len(chunk) + chunk + _CHUNK_END)
         else:

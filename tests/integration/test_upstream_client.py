@@ -535,3 +535,18 @@ async def test_an_answer_head_of_200_fields_within_64_kib_is_read(
     async with client.request(b"GET", b"/x", HOST) as answer:
         assert (answer.status, len(answer.headers), await answer.read()) == (200, 200, b"ok")
     await client.close()
+
+
+async def test_an_empty_piece_of_a_chunked_body_never_ends_it_early(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    async with client.request(b"POST", b"/x", HOST, body_of(b"a", b"", b"b"), chunked=True) as a:
+        assert await a.read() == b"ok"
+    assert await get(client) == (200, b"ok")
+
+    assert server.bodies == [b"ab", b""]
+    assert server.connections == 1
+    await client.close()
