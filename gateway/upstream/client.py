@@ -70,7 +70,7 @@ class UpstreamClient:
         self._ssl = ssl.create_default_context() if address.scheme == "https" else None
         self._idle: deque[Connection] = deque()
         self._open = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -109,7 +109,11 @@ class UpstreamClient:
     # --- the pool ---------------------------------------------------------------------------
 
     async def _acquire(self) -> tuple[Connection, bool]:
-        """A live pooled connection (reused: True) or a new one (False)."""
+        """A live pooled connection (reused: True) or a new one (False).
+
+        Waiters are served first come, first served: a connection or a slot given up while
+        someone waits is handed to the longest waiting, never left for a newcomer to take.
+        """
         if self._closed:
             raise UpstreamClosed("the client is closed")
         loop = self._loop = asyncio.get_running_loop()
@@ -120,30 +124,27 @@ class UpstreamClient:
                 return connection, True
             self._discard(connection)
         async with asyncio.timeout(self._connect_timeout):
-            while self._open >= self.pool_size:
-                if self._closed:
-                    raise UpstreamClosed("the client is closed")
-                waiter = loop.create_future()
+            if self._open < self.pool_size and not self._waiters:
+                self._open += 1
+            else:
+                waiter: asyncio.Future[Connection | None] = loop.create_future()
                 self._waiters.append(waiter)
                 try:
-                    await waiter
+                    handed = await waiter
                 except BaseException:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
-                    elif waiter.done() and not waiter.cancelled():
-                        self._notify()  # woken, then timed out: the turn goes to the next
+                    elif waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                        self._pass_on(waiter.result())  # handed over, then timed out or cancelled
                     raise
-                if self._idle:
-                    connection = self._idle.pop()
-                    if connection.alive:
-                        return connection, True
-                    self._discard(connection)
-            self._open += 1
+                if handed is not None:
+                    if handed.alive:
+                        return handed, True
+                    handed.close()  # it died on the way: its slot is this request's now
             try:
                 return await self._connect(loop), False
             except BaseException:
-                self._open -= 1
-                self._notify()
+                self._free_slot()
                 raise
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> Connection:
@@ -164,8 +165,8 @@ class UpstreamClient:
         return connection
 
     def _release(self, connection: Connection) -> None:
-        """Back to the pool if its whole answer arrived, it may be reused and its socket is read;
-        closed otherwise."""
+        """Back to the pool (or to the first waiter) if its whole answer arrived, it may be
+        reused and its socket is read; closed otherwise."""
         connection.in_exchange = False
         if (
             connection.complete
@@ -175,23 +176,39 @@ class UpstreamClient:
         ):
             assert self._loop is not None
             connection.idle_since = self._loop.time()
-            self._idle.append(connection)
+            if not self._hand_over(connection):
+                self._idle.append(connection)
         else:
             connection.close()
-            self._open -= 1
-        self._notify()
+            self._free_slot()
 
     def _discard(self, connection: Connection) -> None:
         connection.close()
-        self._open -= 1
-        self._notify()
+        self._free_slot()
 
-    def _notify(self) -> None:
+    def _free_slot(self) -> None:
+        """A connection closed: its slot goes to the first waiter, or back to the pool."""
+        if not self._hand_over(None):
+            self._open -= 1
+
+    def _pass_on(self, handed: Connection | None) -> None:
+        """What a waiter was handed and can no longer use: to the next waiter, or back."""
+        if handed is None:
+            self._free_slot()
+        elif handed.alive and not self._closed:
+            if not self._hand_over(handed):
+                self._idle.append(handed)
+        else:
+            self._discard(handed)
+
+    def _hand_over(self, handed: Connection | None) -> bool:
+        """Give a connection (or, with None, the slot of a closed one) to the first waiter."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                waiter.set_result(handed)
+                return True
+        return False
 
 
 class Exchange:

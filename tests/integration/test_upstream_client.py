@@ -550,3 +550,27 @@ async def test_an_empty_piece_of_a_chunked_body_never_ends_it_early(
     assert server.bodies == [b"ab", b""]
     assert server.connections == 1
     await client.close()
+
+
+async def test_a_waiter_is_served_before_a_newcomer_that_asks_as_the_connection_is_freed(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server, pool_size=1)
+    served: list[str] = []
+
+    async def take(name: str) -> None:
+        assert await get(client) == (200, b"ok")
+        served.append(name)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        await answer.read()
+        waiter = asyncio.create_task(take("waiter"))
+        await asyncio.sleep(0)  # the waiter queues for the one connection
+    # Freed, and at once asked for again by whoever freed it: still the waiter's turn.
+    await take("newcomer")
+    await waiter
+
+    assert served == ["waiter", "newcomer"]
+    assert server.connections == 1
+    await client.close()
