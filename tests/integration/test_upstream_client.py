@@ -574,3 +574,88 @@ async def test_a_waiter_is_served_before_a_newcomer_that_asks_as_the_connection_
     assert served == ["waiter", "newcomer"]
     assert server.connections == 1
     await client.close()
+
+
+async def test_a_waiter_handed_the_connection_then_cancelled_passes_it_to_the_next(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server, pool_size=1, connect_timeout=2.0)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        await answer.read()
+        first = asyncio.create_task(get(client))
+        second = asyncio.create_task(get(client))
+        await asyncio.sleep(0)  # both queue
+    first.cancel()  # handed the connection on release, cancelled before it could use it
+
+    assert await second == (200, b"ok")
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (client.open_connections, client.idle_connections, server.connections) == (1, 1, 1)
+    await client.close()
+
+
+async def test_a_request_cancelled_while_waiting_for_the_head_closes_its_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda connection, _r, _h, _b: HANG if connection == 1 else OK)
+    client = client_for(server, pool_size=1)
+
+    waiting = asyncio.create_task(get(client))
+    await until(lambda: len(server.heads) == 1, "the request reaching the upstream")
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    assert (client.open_connections, client.idle_connections) == (0, 0)
+    assert await get(client) == (200, b"ok")  # on a new connection: the pool slot came back
+    assert server.connections == 2
+    await client.close()
+
+
+async def test_a_request_cancelled_mid_body_closes_its_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda connection, _r, _h, _b: (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfive!" if connection == 1 else OK
+        )
+    )
+    client = client_for(server, pool_size=1)
+    got_some = asyncio.Event()
+
+    async def read_slowly() -> None:
+        async with client.request(b"GET", b"/x", HOST) as answer:
+            async for _ in answer.chunks():
+                got_some.set()
+
+    reading = asyncio.create_task(read_slowly())
+    await got_some.wait()
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+
+    assert (client.open_connections, client.idle_connections) == (0, 0)
+    assert await get(client) == (200, b"ok")
+    await client.close()
+
+
+async def test_a_closed_client_refuses_requests_and_its_waiters(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server, pool_size=1)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        waiter = asyncio.create_task(get(client))
+        await asyncio.sleep(0)
+        await client.close()
+        with pytest.raises(UpstreamClosed):
+            await waiter
+        await answer.read()
+
+    with pytest.raises(UpstreamClosed):
+        await get(client)
+    assert client.idle_connections == 0  # the answer in flight was not pooled after close
+    assert len(server.heads) == 1
