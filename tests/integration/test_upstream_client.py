@@ -20,7 +20,7 @@ from tests.support.upstream import CLOSE, HANG, ScriptedUpstream
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 HOST = [(b"host", b"upstream")]
-Handler = Callable[[int, int, bytes, bytes], bytes | None]
+Handler = Callable[[int, int, bytes, bytes], bytes | tuple[bytes, ...] | None]
 
 
 @pytest.fixture
@@ -659,3 +659,40 @@ async def test_a_closed_client_refuses_requests_and_its_waiters(
         await get(client)
     assert client.idle_connections == 0  # the answer in flight was not pooled after close
     assert len(server.heads) == 1
+
+
+SECOND_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle"
+
+
+async def test_a_second_answer_in_a_later_read_before_the_release_closes_the_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda c, r, _h, _b: (OK, SECOND_ANSWER) if (c, r) == (1, 1) else OK)
+    client = client_for(server)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        assert await answer.read() == b"ok"
+        server.next_piece.set()  # arrives while the answer is still held
+        await until(lambda: server.finished == 1, "the client closing the connection")
+
+    assert client.idle_connections == 0
+    assert await get(client) == (200, b"ok")
+    assert server.connections == 2
+    await client.close()
+
+
+async def test_a_second_answer_in_a_later_read_while_idle_closes_the_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda c, r, _h, _b: (OK, SECOND_ANSWER) if (c, r) == (1, 1) else OK)
+    client = client_for(server)
+    assert await get(client) == (200, b"ok")
+    assert client.idle_connections == 1
+
+    server.next_piece.set()  # arrives at the pooled connection
+    await until(lambda: server.finished == 1, "the client closing the connection")
+
+    assert await get(client) == (200, b"ok")
+    assert server.connections == 2  # the connection that talked out of turn was not reused
+    assert len(server.heads) == 2
+    await client.close()
