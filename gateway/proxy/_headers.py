@@ -103,7 +103,10 @@ CLIENT_CLAIM_NAMES = frozenset({b"x-user", b"x-user-id", b"x-user-email", b"x-em
 # supabase-js's project key (apikey) grants nothing beyond the bearer token, and a key pasted
 # there by mistake must not reach SQL through request.headers.
 GATEWAY_ONLY = frozenset({b"x-csrf-token", b"apikey"})
-NEVER_FORWARDED = REPLACED | CLIENT_CLAIMS | GATEWAY_ONLY
+# The gateway streams a request body up without waiting for a 100 Continue (and never passes
+# one down): an Expect would only make PostgREST answer 100 first, or 417.
+ANSWERED_HERE = frozenset({b"expect"})
+NEVER_FORWARDED = REPLACED | CLIENT_CLAIMS | GATEWAY_ONLY | ANSWERED_HERE
 PROFILE_HEADERS = frozenset({b"accept-profile", b"content-profile"})
 
 

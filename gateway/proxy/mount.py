@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from gateway.asgi import (
     Header,
+    Message,
     Receive,
     Scope,
     Send,
@@ -219,6 +220,10 @@ class PostgrestMount:
         has_body = content_length not in (None, b"0") or _first(headers, b"transfer-encoding")
         request_body = RequestBody(receive, self._max_body, self._idle) if has_body else None
         body = request_body.__aiter__() if request_body is not None else None
+        # Every message down waits at most the body idle timeout for the client to take it: a
+        # client that stops reading would otherwise hold the upstream connection for ever.
+        downstream = _DeadlineSend(send, self._idle)
+        send = downstream
         started = False
         try:
             async with http.request(
@@ -230,9 +235,12 @@ class PostgrestMount:
             ) as answer:
                 # Errors, non-JSON and bodyless answers stream as any other: nothing to sign.
                 if enrichment is not None and enrichable(answer):
-                    downstream = self._downstream(answer.headers, credentialed=credentialed)
-                    await send_enriched(send, answer, downstream, enrichment, self._enrichments)
+                    rewritten = self._downstream(answer.headers, credentialed=credentialed)
+                    await send_enriched(send, answer, rewritten, enrichment, self._enrichments)
                     return
+                # Set first: once the status line is handed over, even a send that timed out
+                # may have written it, and no error answer can follow.
+                started = True
                 await send(
                     {
                         "type": "http.response.start",
@@ -240,7 +248,6 @@ class PostgrestMount:
                         "headers": self._downstream(answer.headers, credentialed=credentialed),
                     }
                 )
-                started = True
                 if method == "HEAD" or answer.status in BODYLESS_STATUSES:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 elif (length := answer.content_length) is not None and length <= CHUNK:
@@ -261,6 +268,10 @@ class PostgrestMount:
             )
         except FORWARD_FAILURES as exc:
             drop_tracebacks(exc)
+            if downstream.stalled:
+                # Returning mid-answer makes the server cut the connection to the client.
+                logger.warning("client stopped reading the answer")
+                return
             if started:
                 # The status line is out, so no error answer can follow. Returning without the
                 # last body message makes the server close the connection mid-body: the client
@@ -331,6 +342,26 @@ class PostgrestMount:
             f"The request body may be at most {self._max_body} bytes.",
             close=close,
         )
+
+
+class _DeadlineSend:
+    """``send`` with a deadline on each message: past it, :class:`TimeoutError`, and
+    ``stalled`` says the client (not PostgREST) was the one that stopped."""
+
+    __slots__ = ("_send", "_timeout", "stalled")
+
+    def __init__(self, send: Send, timeout: float) -> None:
+        self._send = send
+        self._timeout = timeout
+        self.stalled = False
+
+    async def __call__(self, message: Message) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._send(message)
+        except TimeoutError:
+            self.stalled = True
+            raise
 
 
 def _enrichment(

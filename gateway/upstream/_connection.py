@@ -21,6 +21,11 @@ Header = tuple[bytes, bytes]
 # big answer per connection, and PostgREST waits in TCP's own flow control for the rest.
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+# The most of an answer's head (interim 1xx heads included) and the most header fields read
+# before the answer is refused: PostgREST's heads are a few hundred bytes, and a head that never
+# ends would otherwise grow in memory for as long as the bytes keep coming.
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADER_FIELDS = 200
 
 
 class Connection(asyncio.Protocol):
@@ -30,6 +35,9 @@ class Connection(asyncio.Protocol):
         "_buffered",
         "_chunks",
         "_error",
+        "_field_bytes",
+        "_fields",
+        "_head_bytes",
         "_head_only",
         "_interim",
         "_loop",
@@ -61,6 +69,9 @@ class Connection(asyncio.Protocol):
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._error: BaseException | None = None
+        self._head_bytes = 0
+        self._field_bytes = 0
+        self._fields = 0
         self._head_only = False
         self._interim = False
         self.in_exchange = False
@@ -89,10 +100,19 @@ class Connection(asyncio.Protocol):
         self.framed = False
         self._chunks.clear()
         self._buffered = 0
+        self._head_bytes = 0
+        self._field_bytes = 0
+        self._fields = 0
 
     @property
     def alive(self) -> bool:
         return self.reusable and self._error is None and self.transport is not None
+
+    @property
+    def reading_paused(self) -> bool:
+        """The socket is not read (too much of the body is buffered): never fit for the pool,
+        where nothing would resume it and the next answer would never be read."""
+        return self._paused_reading
 
     def write(self, data: bytes) -> None:
         if self._error is not None:
@@ -170,14 +190,29 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.received = True
+        if not self.status:
+            # An overestimate when body bytes share the read; only a head still unfinished
+            # after this read is held to it (on_header bounds a finished one).
+            self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
+            if not self.status and self._head_bytes > MAX_HEAD_BYTES:
+                raise UpstreamProtocolError("the answer's head is too large")
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamProtocolError("PostgREST answered with a protocol upgrade"))
             self.close()
+        except UpstreamProtocolError as exc:
+            self._fail(exc)
+            self.close()
         except httptools.HttpParserError as exc:
             if not (self.complete and self._head_only):
-                self._fail(UpstreamProtocolError(f"unreadable answer: {type(exc).__name__}"))
+                # A refusal raised in a callback comes back wrapped: keep its own words.
+                cause = exc.__context__
+                self._fail(
+                    cause
+                    if isinstance(cause, UpstreamProtocolError)
+                    else UpstreamProtocolError(f"unreadable answer: {type(exc).__name__}")
+                )
             # Whatever came, this connection's bytes can no longer be trusted to frame answers.
             self.close()
 
@@ -208,6 +243,10 @@ class Connection(asyncio.Protocol):
             raise UpstreamProtocolError("PostgREST sent more than one answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields += 1
+        self._field_bytes += len(name) + len(value)
+        if self._fields > MAX_HEADER_FIELDS or self._field_bytes > MAX_HEAD_BYTES:
+            raise UpstreamProtocolError("the answer's head is too large")
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:

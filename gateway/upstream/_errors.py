@@ -22,4 +22,5 @@ class UpstreamProtocolError(UpstreamError):
 
 class UnsendableRequest(ValueError):
     """A request target or header that would change the request's framing (CR, LF, NUL, a
-    space in the target): refused before a byte goes upstream."""
+    space in the target): refused before a byte goes upstream; or a body that does not match
+    its ``Content-Length``: the connection it went out on is closed."""

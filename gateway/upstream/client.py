@@ -70,7 +70,7 @@ class UpstreamClient:
         self._ssl = ssl.create_default_context() if address.scheme == "https" else None
         self._idle: deque[Connection] = deque()
         self._open = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -109,7 +109,11 @@ class UpstreamClient:
     # --- the pool ---------------------------------------------------------------------------
 
     async def _acquire(self) -> tuple[Connection, bool]:
-        """A live pooled connection (reused: True) or a new one (False)."""
+        """A live pooled connection (reused: True) or a new one (False).
+
+        Waiters are served first come, first served: a connection or a slot given up while
+        someone waits is handed to the longest waiting, never left for a newcomer to take.
+        """
         if self._closed:
             raise UpstreamClosed("the client is closed")
         loop = self._loop = asyncio.get_running_loop()
@@ -120,30 +124,27 @@ class UpstreamClient:
                 return connection, True
             self._discard(connection)
         async with asyncio.timeout(self._connect_timeout):
-            while self._open >= self.pool_size:
-                if self._closed:
-                    raise UpstreamClosed("the client is closed")
-                waiter = loop.create_future()
+            if self._open < self.pool_size and not self._waiters:
+                self._open += 1
+            else:
+                waiter: asyncio.Future[Connection | None] = loop.create_future()
                 self._waiters.append(waiter)
                 try:
-                    await waiter
+                    handed = await waiter
                 except BaseException:
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
-                    elif waiter.done() and not waiter.cancelled():
-                        self._notify()  # woken, then timed out: the turn goes to the next
+                    elif waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                        self._pass_on(waiter.result())  # handed over, then timed out or cancelled
                     raise
-                if self._idle:
-                    connection = self._idle.pop()
-                    if connection.alive:
-                        return connection, True
-                    self._discard(connection)
-            self._open += 1
+                if handed is not None:
+                    if handed.alive:
+                        return handed, True
+                    handed.close()  # it died on the way: its slot is this request's now
             try:
                 return await self._connect(loop), False
             except BaseException:
-                self._open -= 1
-                self._notify()
+                self._free_slot()
                 raise
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> Connection:
@@ -164,28 +165,50 @@ class UpstreamClient:
         return connection
 
     def _release(self, connection: Connection) -> None:
-        """Back to the pool if it finished its answer and may be reused; closed otherwise."""
+        """Back to the pool (or to the first waiter) if its whole answer arrived, it may be
+        reused and its socket is read; closed otherwise."""
         connection.in_exchange = False
-        if connection.complete and connection.alive and not self._closed:
+        if (
+            connection.complete
+            and connection.alive
+            and not connection.reading_paused
+            and not self._closed
+        ):
             assert self._loop is not None
             connection.idle_since = self._loop.time()
-            self._idle.append(connection)
+            if not self._hand_over(connection):
+                self._idle.append(connection)
         else:
             connection.close()
-            self._open -= 1
-        self._notify()
+            self._free_slot()
 
     def _discard(self, connection: Connection) -> None:
         connection.close()
-        self._open -= 1
-        self._notify()
+        self._free_slot()
 
-    def _notify(self) -> None:
+    def _free_slot(self) -> None:
+        """A connection closed: its slot goes to the first waiter, or back to the pool."""
+        if not self._hand_over(None):
+            self._open -= 1
+
+    def _pass_on(self, handed: Connection | None) -> None:
+        """What a waiter was handed and can no longer use: to the next waiter, or back."""
+        if handed is None:
+            self._free_slot()
+        elif handed.alive and not self._closed:
+            if not self._hand_over(handed):
+                self._idle.append(handed)
+        else:
+            self._discard(handed)
+
+    def _hand_over(self, handed: Connection | None) -> bool:
+        """Give a connection (or, with None, the slot of a closed one) to the first waiter."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                waiter.set_result(handed)
+                return True
+        return False
 
 
 class Exchange:
@@ -213,6 +236,9 @@ class Exchange:
     async def __aenter__(self) -> UpstreamAnswer:
         client = self._client
         head = _request_head(self._method, self._target, self._headers, self._chunked)
+        # The length PostgREST reads the body by, from the very header sent: never more bytes
+        # (they would be read as a next request), never fewer (it would wait for them).
+        length = None if self._body is None or self._chunked else _declared_length(self._headers)
         replayable = self._body is None and self._method in REPLAYABLE
         head_only = self._method == b"HEAD"
         while True:
@@ -221,7 +247,7 @@ class Exchange:
             try:
                 connection.write(head)
                 if self._body is not None:
-                    await _send_body(connection, self._body, self._chunked)
+                    await _send_body(connection, self._body, length)
                 await connection.head()
             except UpstreamError:
                 stale = reused and not connection.received
@@ -319,17 +345,41 @@ def _request_head(method: bytes, target: bytes, headers: Sequence[Header], chunk
     return head
 
 
-async def _send_body(connection: Connection, body: AsyncIterator[bytes], chunked: bool) -> None:
+def _declared_length(headers: Sequence[Header]) -> int:
+    """The one ``Content-Length`` of a request sent with a body and no chunked framing."""
+    values = [value for name, value in headers if name.lower() == b"content-length"]
+    if len(values) != 1 or not values[0].isdigit():
+        raise UnsendableRequest("A body needs one Content-Length, or chunked framing.")
+    return int(values[0])
+
+
+async def _send_body(
+    connection: Connection, body: AsyncIterator[bytes], length: int | None
+) -> None:
+    """Write ``body``: exactly ``length`` bytes, or chunked when ``length`` is None.
+
+    A body that runs past its length stops before the excess is written, and one that ends
+    short fails: either way the caller closes the connection, so PostgREST never serves a
+    request framed differently from the one the gateway checked.
+    """
+    sent = 0
     async for chunk in body:
         if connection.status:
             # PostgREST answered before reading the whole body: the rest is not wanted, and
             # the connection, with part of a request unsent, is never reused.
             connection.reusable = False
             return
-        if chunked:
+        if not chunk:
+            continue  # chunked, an empty piece would be the last-chunk marker: the body's end
+        if length is None:
             connection.write(b"%x\r\n" % len(chunk) + chunk + _CHUNK_END)
         else:
+            sent += len(chunk)
+            if sent > length:
+                raise UnsendableRequest("The body is longer than its Content-Length.")
             connection.write(chunk)
         await connection.drain()
-    if chunked:
+    if length is None:
         connection.write(b"0\r\n\r\n")
+    elif sent != length:
+        raise UnsendableRequest("The body is shorter than its Content-Length.")

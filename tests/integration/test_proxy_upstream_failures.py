@@ -4,12 +4,14 @@ mount and upstream client, to a scripted raw-socket upstream."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.front_door import Door, door_for
 from tests.support.upstream import HANG, ScriptedUpstream
+from tests.support.waiting import wait_for
 
 READ_TIMEOUT = 0.3
 
@@ -93,3 +95,23 @@ def test_a_head_answer_reaches_the_client_without_a_body(
 
     assert (answer.status, answer.body, answer.complete) == (200, b"", True)
     assert answer.header(b"content-length") == b"9000"
+
+
+def test_a_client_that_stops_reading_is_cut_after_the_body_idle_timeout(
+    upstream: list[ScriptedUpstream],
+) -> None:
+    big = b"[" + b"1," * 500_000 + b"1]"
+    upstream.append(
+        ScriptedUpstream(
+            lambda *_: b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+        ).start()
+    )
+    door = door_for(upstream[-1].url, body_idle_timeout=0.3)
+
+    started = time.monotonic()
+    answer = door.request(b"/rest/todos", stops_reading=True)
+
+    assert 0.3 <= time.monotonic() - started < 5  # not held for as long as the client waits
+    assert (answer.status, answer.complete) == (200, False)  # the connection is cut
+    # The upstream connection, its answer unread, was closed, not kept.
+    wait_for(lambda: upstream[-1].finished == 1, 5, "the upstream connection closing")

@@ -20,7 +20,7 @@ from tests.support.upstream import CLOSE, HANG, ScriptedUpstream
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 HOST = [(b"host", b"upstream")]
-Handler = Callable[[int, int, bytes, bytes], bytes | None]
+Handler = Callable[[int, int, bytes, bytes], bytes | tuple[bytes, ...] | None]
 
 
 @pytest.fixture
@@ -409,4 +409,290 @@ async def test_a_second_answer_to_one_request_is_never_taken_for_the_next_ones(
     assert await get(client) == (200, b"ok")
 
     assert server.connections == 2  # the connection that talked too much was not reused
+    await client.close()
+
+
+async def until(condition: Callable[[], bool], what: str, deadline: float = 5.0) -> None:
+    """Yield to the loop until ``condition`` holds (the client's own callbacks make it so)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not condition():
+        assert loop.time() - started < deadline, f"{what} did not happen within {deadline} s"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_big_answer_left_unread_is_never_pooled_and_the_next_request_is_served(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    big = b"x" * 300_000
+    server = script(
+        lambda connection, _r, _h, _b: (
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+            if connection == 1
+            else OK
+        )
+    )
+    client = client_for(server, pool_size=1, read_timeout=1.0)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        # Everything arrives while nobody reads: reading paused above the buffer's high water.
+        await until(lambda: answer._connection.complete, "the whole answer arriving")
+
+    assert client.idle_connections == 0
+    assert await get(client, b"POST") == (200, b"ok")
+    await client.close()
+
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: upstream\r\n\r\n"
+
+
+def length_of(size: int) -> list[tuple[bytes, bytes]]:
+    return [*HOST, (b"content-length", str(size).encode())]
+
+
+async def test_a_body_longer_than_its_content_length_stops_at_the_length_and_closes_the_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    with pytest.raises(UnsendableRequest, match="longer"):
+        async with client.request(b"POST", b"/x", length_of(4), body_of(b"{}", b"{}", SMUGGLED)):
+            pass
+
+    assert client.open_connections == 0
+    # The excess (what the upstream would read as a next request) was never written.
+    await until(lambda: server.bodies == [b"{}{}"], "the declared body reaching the upstream")
+    await until(lambda: server.finished == 1, "the upstream seeing the connection end")
+    assert len(server.heads) == 1
+    await client.close()
+
+
+async def test_a_body_shorter_than_its_content_length_is_an_error_and_closes_the_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    with pytest.raises(UnsendableRequest, match="shorter"):
+        async with client.request(b"POST", b"/x", length_of(10), body_of(b"{}")):
+            pass
+
+    assert client.open_connections == 0
+    assert server.bodies == []  # the upstream never got a whole request
+    await client.close()
+
+
+async def test_a_body_without_content_length_or_chunked_framing_is_never_sent(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    with pytest.raises(UnsendableRequest):
+        async with client.request(b"POST", b"/x", HOST, body_of(b"{}")):
+            pass
+
+    assert server.connections == 0
+    await client.close()
+
+
+def head_with(*fields: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + b"".join(f + b"\r\n" for f in fields)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        head_with(*(b"X-%d: 1" % n for n in range(201)), b"Content-Length: 2") + b"\r\nok",
+        head_with(b"X-Big: " + b"a" * 70_000, b"Content-Length: 2") + b"\r\nok",
+        # A head that never ends, and interim heads that never stop: refused while they come.
+        head_with(*(b"X-%d: %s" % (n, b"a" * 1000) for n in range(100))),
+        b"HTTP/1.1 100 Continue\r\n\r\n" * 5000,
+    ],
+    ids=["201 fields", "a 70 KB field", "an endless head", "endless interim answers"],
+)
+async def test_an_answer_head_over_64_kib_or_200_fields_is_a_protocol_error(
+    script: Callable[[Handler], ScriptedUpstream], answer: bytes
+) -> None:
+    server = script(lambda *_: answer)
+    client = client_for(server)
+
+    with pytest.raises(UpstreamProtocolError, match="head is too large"):
+        await get(client)
+
+    assert client.open_connections == 0
+    await client.close()
+
+
+async def test_an_answer_head_of_200_fields_within_64_kib_is_read(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    fields = [b"X-%03d: %s" % (n, b"a" * 300) for n in range(199)]
+    server = script(lambda *_: head_with(*fields, b"Content-Length: 2") + b"\r\nok")
+    client = client_for(server)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        assert (answer.status, len(answer.headers), await answer.read()) == (200, 200, b"ok")
+    await client.close()
+
+
+async def test_an_empty_piece_of_a_chunked_body_never_ends_it_early(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server)
+
+    async with client.request(b"POST", b"/x", HOST, body_of(b"a", b"", b"b"), chunked=True) as a:
+        assert await a.read() == b"ok"
+    assert await get(client) == (200, b"ok")
+
+    assert server.bodies == [b"ab", b""]
+    assert server.connections == 1
+    await client.close()
+
+
+async def test_a_waiter_is_served_before_a_newcomer_that_asks_as_the_connection_is_freed(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server, pool_size=1)
+    served: list[str] = []
+
+    async def take(name: str) -> None:
+        assert await get(client) == (200, b"ok")
+        served.append(name)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        await answer.read()
+        waiter = asyncio.create_task(take("waiter"))
+        await asyncio.sleep(0)  # the waiter queues for the one connection
+    # Freed, and at once asked for again by whoever freed it: still the waiter's turn.
+    await take("newcomer")
+    await waiter
+
+    assert served == ["waiter", "newcomer"]
+    assert server.connections == 1
+    await client.close()
+
+
+async def test_a_waiter_handed_the_connection_then_cancelled_passes_it_to_the_next(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server, pool_size=1, connect_timeout=2.0)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        await answer.read()
+        first = asyncio.create_task(get(client))
+        second = asyncio.create_task(get(client))
+        await asyncio.sleep(0)  # both queue
+    first.cancel()  # handed the connection on release, cancelled before it could use it
+
+    assert await second == (200, b"ok")
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert (client.open_connections, client.idle_connections, server.connections) == (1, 1, 1)
+    await client.close()
+
+
+async def test_a_request_cancelled_while_waiting_for_the_head_closes_its_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda connection, _r, _h, _b: HANG if connection == 1 else OK)
+    client = client_for(server, pool_size=1)
+
+    waiting = asyncio.create_task(get(client))
+    await until(lambda: len(server.heads) == 1, "the request reaching the upstream")
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    assert (client.open_connections, client.idle_connections) == (0, 0)
+    assert await get(client) == (200, b"ok")  # on a new connection: the pool slot came back
+    assert server.connections == 2
+    await client.close()
+
+
+async def test_a_request_cancelled_mid_body_closes_its_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(
+        lambda connection, _r, _h, _b: (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfive!" if connection == 1 else OK
+        )
+    )
+    client = client_for(server, pool_size=1)
+    got_some = asyncio.Event()
+
+    async def read_slowly() -> None:
+        async with client.request(b"GET", b"/x", HOST) as answer:
+            async for _ in answer.chunks():
+                got_some.set()
+
+    reading = asyncio.create_task(read_slowly())
+    await got_some.wait()
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+
+    assert (client.open_connections, client.idle_connections) == (0, 0)
+    assert await get(client) == (200, b"ok")
+    await client.close()
+
+
+async def test_a_closed_client_refuses_requests_and_its_waiters(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda *_: OK)
+    client = client_for(server, pool_size=1)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        waiter = asyncio.create_task(get(client))
+        await asyncio.sleep(0)
+        await client.close()
+        with pytest.raises(UpstreamClosed):
+            await waiter
+        await answer.read()
+
+    with pytest.raises(UpstreamClosed):
+        await get(client)
+    assert client.idle_connections == 0  # the answer in flight was not pooled after close
+    assert len(server.heads) == 1
+
+
+SECOND_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle"
+
+
+async def test_a_second_answer_in_a_later_read_before_the_release_closes_the_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda c, r, _h, _b: (OK, SECOND_ANSWER) if (c, r) == (1, 1) else OK)
+    client = client_for(server)
+
+    async with client.request(b"GET", b"/x", HOST) as answer:
+        assert await answer.read() == b"ok"
+        server.next_piece.set()  # arrives while the answer is still held
+        await until(lambda: server.finished == 1, "the client closing the connection")
+
+    assert client.idle_connections == 0
+    assert await get(client) == (200, b"ok")
+    assert server.connections == 2
+    await client.close()
+
+
+async def test_a_second_answer_in_a_later_read_while_idle_closes_the_connection(
+    script: Callable[[Handler], ScriptedUpstream],
+) -> None:
+    server = script(lambda c, r, _h, _b: (OK, SECOND_ANSWER) if (c, r) == (1, 1) else OK)
+    client = client_for(server)
+    assert await get(client) == (200, b"ok")
+    assert client.idle_connections == 1
+
+    server.next_piece.set()  # arrives at the pooled connection
+    await until(lambda: server.finished == 1, "the client closing the connection")
+
+    assert await get(client) == (200, b"ok")
+    assert server.connections == 2  # the connection that talked out of turn was not reused
+    assert len(server.heads) == 2
     await client.close()

@@ -435,3 +435,18 @@ def test_a_query_inside_raw_path_is_neither_forwarded_twice_nor_logged(
     assert answer.status == 200
     assert upstream.request_lines(before) == [b"GET /p?access_token=secret-token HTTP/1.1"]
     assert "secret-token" not in caplog.text
+
+
+def test_an_expect_header_never_reaches_postgrest(door: Door, upstream: RecordingUpstream) -> None:
+    """The gateway sends the body without waiting for 100 Continue: PostgREST is not asked to."""
+    before = len(upstream.heads)
+
+    answer = door.request(
+        b"/rest/p",
+        method="POST",
+        headers=[(b"host", b"g"), (b"expect", b"100-continue"), (b"content-length", b"2")],
+        body=b"{}",
+    )
+
+    assert answer.status == 200
+    assert b"expect" not in head_of(upstream, before)

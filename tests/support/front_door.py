@@ -54,9 +54,12 @@ class Door:
         path: str | None = None,
         http_version: str = "1.1",
         body: bytes = b"",
+        stops_reading: bool = False,
     ) -> Answer:
         """One request, as a server would hand it over: ``path`` is the decoded view
-        (by default decoded from ``raw_path`` as Granian does)."""
+        (by default decoded from ``raw_path`` as Granian does). ``stops_reading``: a client
+        that takes the status line and then never takes a body message (each waits for ever).
+        A request still running after 10 s fails the test."""
         scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -70,9 +73,9 @@ class Door:
             "client": ("198.51.100.7", 50000),
             "server": ("127.0.0.1", 8000),
         }
-        return asyncio.run(self._exchange(scope, body))
+        return asyncio.run(self._exchange(scope, body, stops_reading))
 
-    async def _exchange(self, scope: dict[str, Any], body: bytes) -> Answer:
+    async def _exchange(self, scope: dict[str, Any], body: bytes, stops_reading: bool) -> Answer:
         session = make_client_session(self.settings)
         # Anonymous requests never reach the keys, the token cache or the revocation set.
         unused: Any = None
@@ -93,10 +96,13 @@ class Door:
             return {"type": "http.request", "body": body, "more_body": False}
 
         async def send(message: MutableMapping[str, Any]) -> None:
+            if stops_reading and message["type"] == "http.response.body":
+                await asyncio.Event().wait()
             sent.append(dict(message))
 
         try:
-            await door(scope, receive, send)
+            async with asyncio.timeout(10):
+                await door(scope, receive, send)
         finally:
             await session.close()
         starts = [m for m in sent if m["type"] == "http.response.start"]

@@ -98,16 +98,19 @@ class ScriptedUpstream:
 
     ``handler(connection_number, request_number_on_it, head, body)`` returns the raw bytes to
     send (:data:`CLOSE`: close the connection unanswered; :data:`HANG`: stay silent), and closes
-    the connection after a reply that says ``Connection: close``. Request
+    the connection after a reply that says ``Connection: close``. A tuple of byte strings is
+    sent piece by piece, each after the first once the test sets ``next_piece``. Request
     bodies are read by Content-Length or chunked framing.
     """
 
-    handler: Callable[[int, int, bytes, bytes], bytes | None]
+    handler: Callable[[int, int, bytes, bytes], bytes | tuple[bytes, ...] | None]
     heads: list[bytes] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     connections: int = 0
+    finished: int = 0  # connections that have ended (either side closed)
     sock: socket.socket = field(default_factory=socket.socket)
     stopped: threading.Event = field(default_factory=threading.Event)
+    next_piece: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -138,6 +141,12 @@ class ScriptedUpstream:
     def _handle(self, connection: socket.socket, number: int) -> None:
         connection.settimeout(30)
         buffer = _Buffer(connection)
+        try:
+            self._exchange(connection, number, buffer)
+        finally:
+            self.finished += 1
+
+    def _exchange(self, connection: socket.socket, number: int, buffer: _Buffer) -> None:
         with connection:
             try:
                 request = 0
@@ -155,8 +164,13 @@ class ScriptedUpstream:
                         return
                     if not reply:
                         return
-                    connection.sendall(reply)
-                    if b"\r\nconnection: close\r\n" in reply.lower():
+                    pieces = reply if isinstance(reply, tuple) else (reply,)
+                    connection.sendall(pieces[0])
+                    for piece in pieces[1:]:
+                        self.next_piece.wait(30)
+                        self.next_piece.clear()
+                        connection.sendall(piece)
+                    if b"\r\nconnection: close\r\n" in pieces[0].lower():
                         return
             except OSError:
                 return
