@@ -97,6 +97,17 @@ PUBLIC = {
         "cli",
         "main",
     ],
+    "devstack": [
+        "DEV_ROLE_MARK",
+        "POSTGREST_VERSION",
+        "DevStackError",
+        "DevStackOptions",
+        "PostgRESTMissing",
+        "find_postgrest",
+        "foreign_roles",
+        "run_dev_stack",
+        "user_cache_binary",
+    ],
     "mail": [
         "KINDS",
         "KindRules",

@@ -1,0 +1,272 @@
+"""``gateway dev``: the whole stack on this machine, up in one command, down on Ctrl-C.
+
+Order matters both ways: PostgreSQL, then the database (roles, helpers, the example table), the
+store, the keystore and the demo account, then PostgREST reading the keystore's JWKS, then the
+gateway in front of it. Stopping goes the other way round. Every part is entered on one
+:class:`contextlib.ExitStack`, so whatever has started is stopped on every exit path: Ctrl-C
+(SIGINT), SIGTERM, a part that fails to start, a child that dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from gateway.devstack._children import start_child, stop_child
+from gateway.devstack._database import bootstrap_database, ensure_database, seed_example_rows
+from gateway.devstack._demo import ensure_demo_account
+from gateway.devstack._postgres import DevDatabase, dev_database, free_port, with_user
+from gateway.devstack.errors import DevStackError
+from gateway.devstack.postgrest_binary import find_postgrest, terminal_progress
+from gateway.postgrest import BootstrapPlan
+from gateway.settings import Settings
+from gateway.store import migrate_store
+from gateway.tokens import ensure_keystore
+
+READY_TIMEOUT = 60.0
+POLL_STEP = 0.1
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DevStackOptions:
+    """What ``gateway dev`` was asked for; everything else comes from the settings."""
+
+    port: int
+    database_url: str | None
+    """``GATEWAY_DEV_DATABASE_URL``: the database to use (created when missing)."""
+    postgrest_bin: str | None
+    """``GATEWAY_POSTGREST_BIN``: the PostgREST binary to run."""
+    email: str
+    """``GATEWAY_DEV_EMAIL``: the demo user."""
+    password: str
+    """``GATEWAY_DEV_PASSWORD``: their password on the first run."""
+
+
+class _Stopped(Exception):
+    """Raised in the main thread by SIGINT or SIGTERM, so the ExitStack unwinds."""
+
+
+def run_dev_stack(settings: Settings, options: DevStackOptions, say: Say) -> None:
+    """Bring the stack up, print how to use it, and run until a signal or a child's death.
+
+    Raises:
+        DevStackError: a part could not start; everything started so far is stopped.
+    """
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # A second Ctrl-C must not cut the clean-up short: it is ignored until we are done.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Stopped
+
+    for sig in previous:
+        signal.signal(sig, stop)
+    try:
+        with ExitStack() as parts:
+            started = time.monotonic()
+            base_url, children = _start(settings, options, say, parts)
+            say(
+                f"gateway dev: ready on {base_url} in {time.monotonic() - started:.1f} s "
+                "(Ctrl-C stops everything)"
+            )
+            say(_next_steps(base_url, options))
+            _watch(children, say)
+    except _Stopped:
+        say("gateway dev: stopped; nothing is left running")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start(
+    settings: Settings, options: DevStackOptions, say: Say, parts: ExitStack
+) -> tuple[str, dict[str, subprocess.Popen[bytes]]]:
+    binary = find_postgrest(override=options.postgrest_bin, progress=terminal_progress)
+    say(f"postgrest: {binary}")
+    database: DevDatabase = parts.enter_context(dev_database(options.database_url))
+    say(f"postgres: {database.origin}")
+    plan = BootstrapPlan.from_settings(settings, example=True)
+    password = secrets.token_urlsafe(24)
+    if asyncio.run(ensure_database(database.url)):
+        say("postgres: created the dev database")
+    asyncio.run(bootstrap_database(database.url, plan, password))
+    say(f"postgres: roles {', '.join(plan.switchable_roles)} for {plan.authenticator_role}; "
+        "auth.* helpers; example table public.projects")  # fmt: skip
+    say("store: migrating ...")
+    applied = asyncio.run(migrate_store(settings))
+    say("store: migrations applied" if applied else "store: already up to date")
+    if ensure_keystore(settings):
+        say(f"keys: created a keystore in {settings.keys_dir}")
+    account = asyncio.run(
+        ensure_demo_account(settings, email=options.email, password=options.password)
+    )
+    rows = asyncio.run(seed_example_rows(database.url, account.organization_id))
+    kept = "" if account.created else ", kept from an earlier run"
+    say(f"demo: organization {account.organization_id} with {rows} projects; user "
+        f"{account.email} (org_admin{kept})")  # fmt: skip
+
+    folder = Path(parts.enter_context(tempfile.TemporaryDirectory(prefix="gateway-dev-")))
+    postgrest_port, admin_port = _two_free_ports()
+    config = _postgrest_config(
+        db_uri=with_user(database.url, plan.authenticator_role, password),
+        anon_role=plan.anon_role,
+        schemas=",".join(settings.postgrest_schemas),
+        jwks_file=(Path(settings.keys_dir) / "jwks.json").resolve(),
+        port=postgrest_port,
+        admin_port=admin_port,
+    )
+    config_path = folder / "postgrest.conf"
+    # It holds the authenticator's password: owner-only from the moment it exists.
+    descriptor = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(config)
+    postgrest_log = folder / "postgrest.log"
+    # PGRST_* variables would override the file; this instance depends on the file alone.
+    postgrest_env = {k: v for k, v in os.environ.items() if not k.startswith("PGRST_")}
+    with postgrest_log.open("wb") as log:
+        postgrest = start_child(
+            [str(binary), str(config_path)], env=postgrest_env, cwd=folder, output=log
+        )
+    parts.callback(stop_child, postgrest)
+    _wait_ready(f"http://127.0.0.1:{admin_port}/ready", postgrest, "PostgREST", postgrest_log)
+    say(f"postgrest: http://127.0.0.1:{postgrest_port} (JWKS from {settings.keys_dir}/jwks.json)")
+
+    base_url = f"http://127.0.0.1:{options.port}"
+    gateway = start_child(
+        [sys.executable, "-m", "gateway", "serve"],
+        env=_gateway_env(settings, options, base_url, database.url, postgrest_port, plan),
+        cwd=Path.cwd(),
+        output=None,
+    )
+    parts.callback(stop_child, gateway)
+    _wait_ready(f"{base_url}/readyz", gateway, "the gateway", None)
+    return base_url, {"PostgREST": postgrest, "the gateway": gateway}
+
+
+def _gateway_env(
+    settings: Settings,
+    options: DevStackOptions,
+    base_url: str,
+    database_url: str,
+    postgrest_port: int,
+    plan: BootstrapPlan,
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GATEWAY_HOST="127.0.0.1",
+        GATEWAY_PORT=str(options.port),
+        GATEWAY_UPSTREAM_URL=f"http://127.0.0.1:{postgrest_port}",
+        GATEWAY_POSTGREST_NOTIFY_URL=database_url,
+        GATEWAY_ANON_ROLE=plan.anon_role,
+        GATEWAY_AUTHENTICATOR_ROLE=plan.authenticator_role,
+        GATEWAY_DEMO="true",
+        # Plain HTTP on 127.0.0.1: a Secure cookie would never come back.
+        GATEWAY_COOKIE_SECURE="false",
+        GATEWAY_DEV_MODE="true",
+    )
+    if "GATEWAY_ISSUER" not in os.environ:
+        env["GATEWAY_ISSUER"] = base_url
+    return env
+
+
+def _postgrest_config(
+    *, db_uri: str, anon_role: str, schemas: str, jwks_file: Path, port: int, admin_port: int
+) -> str:
+    values = {
+        "db-uri": db_uri,
+        "db-schemas": schemas,
+        "db-anon-role": anon_role,
+        "db-pool": "4",
+        # `gateway keys rotate` and `gateway postgrest reload` reach PostgREST by NOTIFY.
+        "db-channel-enabled": "true",
+        "jwt-secret": f"@{jwks_file}",
+        "server-host": "127.0.0.1",
+        "server-port": str(port),
+        "admin-server-port": str(admin_port),
+        "log-level": "warn",
+    }
+    return "".join(f"{key} = {_quoted(value)}\n" for key, value in values.items())
+
+
+def _quoted(value: str) -> str:
+    """A PostgREST config string; its parser takes numbers and booleans quoted too."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _two_free_ports() -> tuple[int, int]:
+    first = free_port()
+    second = free_port()
+    while second == first:
+        second = free_port()
+    return first, second
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, log: Path | None) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DevStackError(
+                f"{name} exited with code {process.returncode} while starting" + _tail(log)
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310  (http://127.0.0.1)
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass  # not listening, or not ready yet
+        time.sleep(POLL_STEP)
+    raise DevStackError(f"{name} was not ready after {READY_TIMEOUT:g} s" + _tail(log))
+
+
+def _tail(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return "."
+    lines = log.read_text(errors="replace").strip().splitlines()[-10:]
+    return ":\n" + "\n".join(lines) if lines else "."
+
+
+def _watch(children: dict[str, subprocess.Popen[bytes]], say: Say) -> None:
+    """Wait for a signal; a child that exits by itself takes the whole stack down with it."""
+    while True:
+        for name, process in children.items():
+            code = process.poll()
+            if code is not None:
+                raise DevStackError(f"{name} exited with code {code}; the dev stack is stopped.")
+        time.sleep(0.5)
+
+
+def _next_steps(base_url: str, options: DevStackOptions) -> str:
+    body = json.dumps({"email": options.email, "password": options.password})
+    login = (
+        f"curl -s {base_url}/auth/login -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    )
+    return "\n".join(
+        [
+            f"  sign in as {options.email} / {options.password} "
+            "(GATEWAY_DEV_EMAIL, GATEWAY_DEV_PASSWORD)",
+            f"  browser demo: {base_url}/demo",
+            "  try it:",
+            f"    TOKEN=$({login} | python3 -c 'import json,sys; "
+            'print(json.load(sys.stdin)["access_token"])\')',
+            f'    curl -s {base_url}/rest/projects -H "Authorization: Bearer $TOKEN"',
+            '  README.md, "Try it", goes on from there (write rows, paginate, log out).',
+        ]
+    )
