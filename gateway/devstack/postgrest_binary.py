@@ -118,7 +118,14 @@ def download_postgrest(target: Path, *, progress: Progress | None = None) -> Non
 
 
 def terminal_progress(done: int, total: int | None) -> None:
-    """A one-line progress bar on stderr, redrawn in place (``\\r``)."""
+    """A one-line progress bar on stderr, redrawn in place (``\\r``) on a terminal.
+
+    Into a file or a pipe (CI logs) it writes only the start and the end, one line each.
+    """
+    if not sys.stderr.isatty():
+        if done == 0 or (total and done >= total):
+            sys.stderr.write(f"downloading PostgREST {POSTGREST_VERSION}: {done // 1024} KiB\n")
+        return
     if total:
         filled = done * 30 // total
         bar = "#" * filled + "." * (30 - filled)
@@ -135,6 +142,8 @@ def _fetch(url: str, progress: Progress | None) -> bytes:
         total = int(length) if length and length.isdigit() else None
         chunks: list[bytes] = []
         done = 0
+        if progress is not None:
+            progress(0, total)
         while chunk := answer.read(_CHUNK):
             chunks.append(chunk)
             done += len(chunk)

@@ -24,7 +24,8 @@ def test_the_quick_start_holds_exactly_a_run_and_a_test_command() -> None:
     commands = quick_start_commands()
 
     assert len(commands) == 2
-    assert commands[0].endswith("gateway serve")
+    # The first minute shows the real job: the whole stack, signed in, rows through /rest.
+    assert commands[0].endswith("gateway dev")
     assert "pytest" in commands[1]
 
 
