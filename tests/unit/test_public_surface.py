@@ -99,9 +99,9 @@ PUBLIC = {
     ],
     "devstack": [
         "DEV_ROLE_MARK",
-        "POSTGREST_VERSION",
         "DevStackError",
         "DevStackOptions",
+        "POSTGREST_VERSION",
         "PostgRESTMissing",
         "find_postgrest",
         "foreign_roles",
