@@ -198,6 +198,9 @@ def _postgrest_config(
         # `gateway keys rotate` and `gateway postgrest reload` reach PostgREST by NOTIFY.
         "db-channel-enabled": "true",
         "jwt-secret": f"@{jwks_file}",
+        # As compose.yaml: the gateway has verified the token (and checks revocation), so
+        # PostgREST may skip re-verifying the signature of a token it has seen.
+        "jwt-cache-max-lifetime": "3600",
         "server-host": "127.0.0.1",
         "server-port": str(port),
         "admin-server-port": str(admin_port),
