@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
 STOP_GRACE = 10.0
+_PR_SET_PDEATHSIG = 1
 
 
 def start_child(
@@ -26,7 +29,25 @@ def start_child(
         stdout=output,
         stderr=subprocess.STDOUT if output is not None else None,
         start_new_session=True,
+        preexec_fn=_stop_when_orphaned(os.getpid()),
     )
+
+
+def _stop_when_orphaned(parent: int) -> Callable[[], None]:
+    """In the child, before exec: SIGTERM when ``gateway dev`` dies, even by SIGKILL (Linux).
+
+    A signal handler cannot run on SIGKILL, and the children are in their own sessions, so
+    without this a killed ``gateway dev`` would leave PostgREST and the gateway running.
+    """
+
+    def arrange() -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died before the request took effect
+
+    return arrange
 
 
 def stop_child(process: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:

@@ -8,6 +8,7 @@ random suffix, and its database and roles are dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -125,10 +126,13 @@ def dev_environment(postgres_url: str, postgrest_bin: Path) -> Iterator[DevEnvir
 
 
 def start_dev(env: dict[str, str], folder: Path, port: int) -> DevStack:
+    # Its temporary folders go under the test's own, where the test can look for leftovers.
+    temporary = folder / "tmp"
+    temporary.mkdir(exist_ok=True)
     process = subprocess.Popen(
         cli_command("dev", "--port", str(port)),
         cwd=folder,
-        env=cli_environment(env),
+        env=cli_environment({**env, "TMPDIR": str(temporary)}),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -141,12 +145,21 @@ def start_dev(env: dict[str, str], folder: Path, port: int) -> DevStack:
 
 @pytest.fixture
 def run_dev(dev_environment: DevEnvironment, tmp_path: Path) -> Iterator[list[DevStack]]:
-    """Stacks started by a test; any still running at its end is stopped, group and all."""
+    """Stacks started by a test; any still running at its end (a failed test) is stopped as a
+    user would, by SIGINT, and killed with every process below it if that does not work."""
     started: list[DevStack] = []
     yield started
     for stack in started:
-        if stack.process.poll() is None:
-            os.killpg(stack.process.pid, signal.SIGKILL)
+        if stack.process.poll() is not None:
+            continue
+        below = stack.descendants()
+        stack.process.send_signal(signal.SIGINT)
+        try:
+            stack.process.wait(timeout=STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            for pid in [stack.process.pid, *below]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             stack.process.wait()
 
 
@@ -205,6 +218,25 @@ def test_gateway_dev_serves_the_demo_users_rows_and_sigint_leaves_nothing_runnin
     assert port_is_closed(port)
     assert port_is_closed(int(postgrest[2]))
     assert "nothing is left running" in stack.output()
+    assert list((tmp_path / "tmp").iterdir()) == [], "a temporary folder was left behind"
+
+
+def test_a_killed_gateway_dev_takes_postgrest_and_the_gateway_with_it(
+    dev_environment: DevEnvironment, run_dev: list[DevStack], tmp_path: Path
+) -> None:
+    """SIGKILL runs no clean-up code: the children must notice their parent's death."""
+    port = free_port()
+    stack = start_dev(dev_environment.env, tmp_path, port)
+    run_dev.append(stack)
+    stack.wait_until_ready()
+    children = stack.descendants()
+    assert len(children) >= 3, "PostgREST, gateway serve and its worker were not all found"
+
+    stack.process.kill()
+    stack.process.wait()
+
+    wait_for(lambda: not any(alive(pid) for pid in children), STOP_DEADLINE, "the children's end")
+    assert port_is_closed(port)
 
 
 def test_gateway_dev_run_again_in_the_same_folder_keeps_the_user_and_sigterm_stops_it(
