@@ -210,6 +210,11 @@ def test_gateway_dev_serves_the_demo_users_rows_and_sigint_leaves_nothing_runnin
     organization_id = login.json()["organization"]["organization_id"]
     assert [row["organization_id"] for row in rows.json()] == [organization_id] * 3
 
+    # PostgREST's config holds the authenticator's password: owner-only, in an owner-only folder.
+    [config] = (tmp_path / "tmp").glob("gateway-dev-*/postgrest.conf")
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert config.parent.stat().st_mode & 0o777 == 0o700
+
     children = stack.descendants()
     assert len(children) >= 3, "PostgREST, gateway serve and its worker were not all found"
     assert stop_with(stack, signal.SIGINT) == 0, stack.output()
