@@ -15,6 +15,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -198,6 +199,17 @@ def test_gateway_dev_serves_the_demo_users_rows_and_sigint_leaves_nothing_runnin
     assert postgrest is not None, stack.output()
     assert f"{base_url}/demo" in stack.output()
 
+    printed_lines = [line.strip() for line in stack.lines if line.startswith("    ")]
+    printed = subprocess.run(
+        ["sh", "-e", "-c", "\n".join(printed_lines)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert '"name":"Apollo"' in printed.stdout, "the printed curl lines did not read the rows"
+
     login = sign_in(base_url, credentials[1], credentials[2])
     assert login.status_code == 200, login.text
     assert login.json()["user"]["role"] == "org_admin"
@@ -291,12 +303,16 @@ def test_gateway_dev_refuses_a_role_of_the_same_name_that_it_did_not_create(
     assert sql(postgres_url, "SELECT 1 FROM pg_roles WHERE rolname = $1", authenticator) == []
 
 
-def readme_try_it_block() -> str:
+def readme_try_it_blocks() -> list[str]:
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Try it", 1)[1]
-    block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block is not None, "README.md's Try it section has no sh block"
-    return block.group(1)
+    section = readme.split("## Try it", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(blocks) == 2, "README.md's Try it section should hold two sh blocks"
+    return blocks
+
+
+# `uv run gateway ...` as the README writes it, for a test that runs in the project's venv.
+UV_AS_THIS_PYTHON = 'uv() { shift; "$GATEWAY_TEST_PYTHON" -m "$@"; }\n'
 
 
 def test_the_readme_try_it_block_runs_as_printed_against_a_dev_stack(
@@ -305,7 +321,7 @@ def test_the_readme_try_it_block_runs_as_printed_against_a_dev_stack(
     stack = start_dev(dev_environment.env, tmp_path, free_port())
     run_dev.append(stack)
     base_url = stack.wait_until_ready()
-    script = readme_try_it_block()
+    script, cli_script = readme_try_it_blocks()
     assert "GW=http://127.0.0.1:8000\n" in script
     script = script.replace("GW=http://127.0.0.1:8000\n", f"GW={base_url}\n", 1)
 
@@ -321,4 +337,17 @@ def test_the_readme_try_it_block_runs_as_printed_against_a_dev_stack(
     assert "logout: 204" in out
     assert out.rstrip().endswith("401"), out
     assert '"code":"session_revoked"' in out.replace(" ", ""), out
+
+    # The second block: other commands in the folder act on the same stack.
+    cli_result = subprocess.run(
+        ["sh", "-e", "-c", UV_AS_THIS_PYTHON + cli_script],
+        cwd=tmp_path,
+        env=cli_environment({**dev_environment.env, "GATEWAY_TEST_PYTHON": sys.executable}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cli_result.returncode == 0, cli_result.stderr
+    assert sign_in(base_url, "ada@example.com", "correct horse battery").status_code == 403
     assert stop_with(stack, signal.SIGINT) == 0
