@@ -8,11 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
+from gateway.devstack.errors import DevStackError
+
 STOP_GRACE = 10.0
+READY_TIMEOUT = 60.0
+POLL_STEP = 0.1
 _PR_SET_PDEATHSIG = 1
 
 
@@ -67,3 +74,30 @@ def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> N
     # ProcessLookupError: the group is empty, nothing is left to stop.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], name: str, log: Path | None
+) -> None:
+    """Poll ``url`` until it answers 200; fail with the end of ``log`` if the child exits."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DevStackError(
+                f"{name} exited with code {process.returncode} while starting" + _tail(log)
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310  (http://127.0.0.1)
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass  # not listening, or not ready yet
+        time.sleep(POLL_STEP)
+    raise DevStackError(f"{name} was not ready after {READY_TIMEOUT:g} s" + _tail(log))
+
+
+def _tail(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return "."
+    lines = log.read_text(errors="replace").strip().splitlines()[-10:]
+    return ":\n" + "\n".join(lines) if lines else "."

@@ -17,29 +17,24 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from gateway.devstack._children import start_child, stop_child
+from gateway.devstack._children import start_child, stop_child, wait_until_ready
 from gateway.devstack._database import bootstrap_database, ensure_database, seed_example_rows
 from gateway.devstack._demo import ensure_demo_account
-from gateway.devstack._postgres import DevDatabase, dev_database, free_port, with_user
+from gateway.devstack._postgres import DevDatabase, dev_database, with_user
+from gateway.devstack._postgrest_process import start_postgrest
 from gateway.devstack.errors import DevStackError
 from gateway.devstack.postgrest_binary import find_postgrest, terminal_progress
 from gateway.postgrest import BootstrapPlan
 from gateway.settings import Settings
 from gateway.store import migrate_store
 from gateway.tokens import ensure_keystore
-
-READY_TIMEOUT = 60.0
-POLL_STEP = 0.1
 
 Say = Callable[[str], None]
 
@@ -88,7 +83,7 @@ def run_dev_stack(settings: Settings, options: DevStackOptions, say: Say) -> Non
                 "(Ctrl-C stops everything)"
             )
             say(_next_steps(base_url, options))
-            _watch(children, say)
+            _watch(children)
     except _Stopped:
         say("gateway dev: stopped; nothing is left running")
     finally:
@@ -123,30 +118,14 @@ def _start(
     say(f"demo: organization {account.organization_id} with {rows} projects; user "
         f"{account.email} (org_admin{kept})")  # fmt: skip
 
-    folder = Path(parts.enter_context(tempfile.TemporaryDirectory(prefix="gateway-dev-")))
-    postgrest_port, admin_port = _two_free_ports()
-    config = _postgrest_config(
+    postgrest, postgrest_port = start_postgrest(
+        binary,
+        parts,
         db_uri=with_user(database.url, plan.authenticator_role, password),
         anon_role=plan.anon_role,
         schemas=",".join(settings.postgrest_schemas),
         jwks_file=(Path(settings.keys_dir) / "jwks.json").resolve(),
-        port=postgrest_port,
-        admin_port=admin_port,
     )
-    config_path = folder / "postgrest.conf"
-    # It holds the authenticator's password: owner-only from the moment it exists.
-    descriptor = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(config)
-    postgrest_log = folder / "postgrest.log"
-    # PGRST_* variables would override the file; this instance depends on the file alone.
-    postgrest_env = {k: v for k, v in os.environ.items() if not k.startswith("PGRST_")}
-    with postgrest_log.open("wb") as log:
-        postgrest = start_child(
-            [str(binary), str(config_path)], env=postgrest_env, cwd=folder, output=log
-        )
-    parts.callback(stop_child, postgrest)
-    _wait_ready(f"http://127.0.0.1:{admin_port}/ready", postgrest, "PostgREST", postgrest_log)
     say(f"postgrest: http://127.0.0.1:{postgrest_port} (JWKS from {settings.keys_dir}/jwks.json)")
 
     base_url = f"http://127.0.0.1:{options.port}"
@@ -157,7 +136,7 @@ def _start(
         output=None,
     )
     parts.callback(stop_child, gateway)
-    _wait_ready(f"{base_url}/readyz", gateway, "the gateway", None)
+    wait_until_ready(f"{base_url}/readyz", gateway, "the gateway", None)
     return base_url, {"PostgREST": postgrest, "the gateway": gateway}
 
 
@@ -182,71 +161,12 @@ def _gateway_env(
         GATEWAY_COOKIE_SECURE="false",
         GATEWAY_DEV_MODE="true",
     )
-    if "GATEWAY_ISSUER" not in os.environ:
+    if "issuer" not in settings.model_fields_set:
         env["GATEWAY_ISSUER"] = base_url
     return env
 
 
-def _postgrest_config(
-    *, db_uri: str, anon_role: str, schemas: str, jwks_file: Path, port: int, admin_port: int
-) -> str:
-    values = {
-        "db-uri": db_uri,
-        "db-schemas": schemas,
-        "db-anon-role": anon_role,
-        "db-pool": "4",
-        # `gateway keys rotate` and `gateway postgrest reload` reach PostgREST by NOTIFY.
-        "db-channel-enabled": "true",
-        "jwt-secret": f"@{jwks_file}",
-        # As compose.yaml: the gateway has verified the token (and checks revocation), so
-        # PostgREST may skip re-verifying the signature of a token it has seen.
-        "jwt-cache-max-lifetime": "3600",
-        "server-host": "127.0.0.1",
-        "server-port": str(port),
-        "admin-server-port": str(admin_port),
-        "log-level": "warn",
-    }
-    return "".join(f"{key} = {_quoted(value)}\n" for key, value in values.items())
-
-
-def _quoted(value: str) -> str:
-    """A PostgREST config string; its parser takes numbers and booleans quoted too."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _two_free_ports() -> tuple[int, int]:
-    first = free_port()
-    second = free_port()
-    while second == first:
-        second = free_port()
-    return first, second
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, log: Path | None) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DevStackError(
-                f"{name} exited with code {process.returncode} while starting" + _tail(log)
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310  (http://127.0.0.1)
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass  # not listening, or not ready yet
-        time.sleep(POLL_STEP)
-    raise DevStackError(f"{name} was not ready after {READY_TIMEOUT:g} s" + _tail(log))
-
-
-def _tail(log: Path | None) -> str:
-    if log is None or not log.exists():
-        return "."
-    lines = log.read_text(errors="replace").strip().splitlines()[-10:]
-    return ":\n" + "\n".join(lines) if lines else "."
-
-
-def _watch(children: dict[str, subprocess.Popen[bytes]], say: Say) -> None:
+def _watch(children: dict[str, subprocess.Popen[bytes]]) -> None:
     """Wait for a signal; a child that exits by itself takes the whole stack down with it."""
     while True:
         for name, process in children.items():
