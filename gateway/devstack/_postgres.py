@@ -112,6 +112,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @contextmanager
 def throwaway_cluster() -> Iterator[str]:
     """Create and start a cluster on a free port (trust, 127.0.0.1 only); yield its admin URL."""

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from gateway.devstack._children import start_child, stop_child, wait_until_ready
-from gateway.devstack._postgres import free_port
+from gateway.devstack._postgres import free_port, port_is_free
 
 
 def start_postgrest(
@@ -20,8 +20,13 @@ def start_postgrest(
     anon_role: str,
     schemas: str,
     jwks_file: Path,
+    preferred_port: int | None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start PostgREST on free 127.0.0.1 ports and wait until it is ready.
+    """Start PostgREST on 127.0.0.1 and wait until it is ready.
+
+    It serves on ``preferred_port`` when that port is free (the port of
+    ``GATEWAY_UPSTREAM_URL``, so `gateway doctor` run in the folder finds it), else on any
+    free port; its admin server (``/ready``) always on a free one.
 
     Its folder (config and log) and the process itself are entered on ``parts``, so they are
     stopped and removed with the rest of the stack.
@@ -30,7 +35,7 @@ def start_postgrest(
         The process and the port it serves on.
     """
     folder = Path(parts.enter_context(tempfile.TemporaryDirectory(prefix="gateway-dev-")))
-    port, admin_port = _two_free_ports()
+    port, admin_port = _two_ports(preferred_port)
     config_path = folder / "postgrest.conf"
     # It holds the authenticator's password: owner-only from the moment it exists.
     descriptor = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -82,8 +87,8 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _two_free_ports() -> tuple[int, int]:
-    first = free_port()
+def _two_ports(preferred: int | None) -> tuple[int, int]:
+    first = preferred if preferred is not None and port_is_free(preferred) else free_port()
     second = free_port()
     while second == first:
         second = free_port()

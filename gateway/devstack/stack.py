@@ -23,6 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 from gateway.devstack._children import start_child, stop_child, wait_until_ready
 from gateway.devstack._database import bootstrap_database, ensure_database, seed_example_rows
@@ -77,12 +78,13 @@ def run_dev_stack(settings: Settings, options: DevStackOptions, say: Say) -> Non
     try:
         with ExitStack() as parts:
             started = time.monotonic()
-            base_url, children = _start(settings, options, say, parts)
+            base_url, database, postgrest_port, children = _start(settings, options, say, parts)
             say(
                 f"gateway dev: ready on {base_url} in {time.monotonic() - started:.1f} s "
                 "(Ctrl-C stops everything)"
             )
             say(_next_steps(base_url, options))
+            say(_other_commands(database.url, postgrest_port, settings.upstream_url))
             _watch(children)
     except _Stopped:
         say("gateway dev: stopped; nothing is left running")
@@ -93,7 +95,7 @@ def run_dev_stack(settings: Settings, options: DevStackOptions, say: Say) -> Non
 
 def _start(
     settings: Settings, options: DevStackOptions, say: Say, parts: ExitStack
-) -> tuple[str, dict[str, subprocess.Popen[bytes]]]:
+) -> tuple[str, DevDatabase, int, dict[str, subprocess.Popen[bytes]]]:
     binary = find_postgrest(override=options.postgrest_bin, progress=terminal_progress)
     say(f"postgrest: {binary}")
     database: DevDatabase = parts.enter_context(dev_database(options.database_url))
@@ -125,6 +127,7 @@ def _start(
         anon_role=plan.anon_role,
         schemas=",".join(settings.postgrest_schemas),
         jwks_file=(Path(settings.keys_dir) / "jwks.json").resolve(),
+        preferred_port=_local_port(settings.upstream_url),
     )
     say(f"postgrest: http://127.0.0.1:{postgrest_port} (JWKS from {settings.keys_dir}/jwks.json)")
 
@@ -137,7 +140,29 @@ def _start(
     )
     parts.callback(stop_child, gateway)
     wait_until_ready(f"{base_url}/readyz", gateway, "the gateway", None)
-    return base_url, {"PostgREST": postgrest, "the gateway": gateway}
+    return base_url, database, postgrest_port, {"PostgREST": postgrest, "the gateway": gateway}
+
+
+def _other_commands(database_url: str, postgrest_port: int, upstream_url: str) -> str:
+    """How `gateway doctor`, `keys rotate` and `postgrest reload` run there reach this stack."""
+    parts = urlsplit(database_url)
+    # Never print a password: the user knows the URL they gave.
+    shown = "$GATEWAY_DEV_DATABASE_URL" if parts.password else database_url
+    variables = f"GATEWAY_POSTGREST_NOTIFY_URL={shown}"
+    if _local_port(upstream_url) != postgrest_port:
+        variables += f" GATEWAY_UPSTREAM_URL=http://127.0.0.1:{postgrest_port}"
+    return (
+        "  other gateway commands in this folder act on this stack; for doctor, keys rotate and "
+        f"postgrest reload to reach its PostgREST and database, set {variables}"
+    )
+
+
+def _local_port(url: str) -> int | None:
+    """The port of ``url`` when it names this machine, for PostgREST to take if it is free."""
+    parts = urlsplit(url)
+    if parts.hostname in ("127.0.0.1", "localhost") and parts.port:
+        return parts.port
+    return None
 
 
 def _gateway_env(

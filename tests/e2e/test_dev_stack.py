@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import execute, sql
-from tests.support.cli import cli_command, cli_environment
+from tests.support.cli import cli_command, cli_environment, run_cli
 from tests.support.postgres import free_port
 from tests.support.waiting import wait_for
 
@@ -118,6 +118,8 @@ def dev_environment(postgres_url: str, postgrest_bin: Path) -> Iterator[DevEnvir
         "GATEWAY_ALLOWED_ROLES": authenticated,
         "GATEWAY_AUTHENTICATOR_ROLE": authenticator,
         "GATEWAY_PASSWORD_HASH_WORKERS": "1",
+        # PostgREST takes this port when free (3000 by default): a free one, not a shared one.
+        "GATEWAY_UPSTREAM_URL": f"http://127.0.0.1:{free_port()}",
     }
     try:
         yield DevEnvironment(env, database_url, (anon, authenticated, authenticator))
@@ -226,6 +228,15 @@ def test_gateway_dev_serves_the_demo_users_rows_and_sigint_leaves_nothing_runnin
     [config] = (tmp_path / "tmp").glob("gateway-dev-*/postgrest.conf")
     assert config.stat().st_mode & 0o777 == 0o600
     assert config.parent.stat().st_mode & 0o777 == 0o700
+
+    # Other commands in the folder act on the stack: doctor finds every part in agreement.
+    assert postgrest[1] == dev_environment.env["GATEWAY_UPSTREAM_URL"]
+    hint = stack.printed(
+        re.compile(r"^  other gateway commands .* set (GATEWAY_POSTGREST_NOTIFY_URL=\S+)$")
+    )
+    assert hint is not None, stack.output()
+    doctor = run_cli({**dev_environment.env, **dict([hint[1].split("=", 1)])}, tmp_path, "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
 
     children = stack.descendants()
     assert len(children) >= 3, "PostgREST, gateway serve and its worker were not all found"
