@@ -127,7 +127,7 @@ def _start(
         anon_role=plan.anon_role,
         schemas=",".join(settings.postgrest_schemas),
         jwks_file=(Path(settings.keys_dir) / "jwks.json").resolve(),
-        preferred_port=_local_port(settings.upstream_url),
+        preferred_port=_postgrest_port_choice(settings.upstream_url, gateway_port=options.port),
     )
     say(f"postgrest: http://127.0.0.1:{postgrest_port} (JWKS from {settings.keys_dir}/jwks.json)")
 
@@ -155,6 +155,12 @@ def _other_commands(database_url: str, postgrest_port: int, upstream_url: str) -
         "  other gateway commands in this folder act on this stack; for doctor, keys rotate and "
         f"postgrest reload to reach its PostgREST and database, set {variables}"
     )
+
+
+def _postgrest_port_choice(upstream_url: str, *, gateway_port: int) -> int | None:
+    """The upstream URL's local port, unless the gateway is to listen there itself."""
+    port = _local_port(upstream_url)
+    return None if port == gateway_port else port
 
 
 def _local_port(url: str) -> int | None:
