@@ -142,6 +142,7 @@ PUBLIC = {
     "revocation": [
         "Revocations",
         "announce_revocation",
+        "announce_user_standing",
         "revoke_organization_sessions",
         "revoke_replacements",
         "revoke_session",
