@@ -180,6 +180,11 @@ class Settings(BaseSettings):
     password_reset_ttl: int = Field(default=3600, ge=60, le=24 * 3600)
     invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     dev_mode: bool = False
+    # `gateway dev` only: the stack's database, its demo user, the PostgREST binary it runs.
+    dev_database_url: str | None = Field(default=None, repr=False)
+    dev_email: str = "demo@example.com"
+    dev_password: str = Field(default="demo-password", repr=False, min_length=1)
+    postgrest_bin: str | None = None
     storage_config: str | None = None
     storage_max_batch: int = Field(default=1000, ge=1, le=10000)
     storage_max_rows: int = Field(default=10000, ge=1, le=100000)

@@ -9,7 +9,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.accounts.errors import LastOrgAdmin, UserNotFound
-from gateway.revocation import announce_revocation, revoke_user_sessions
+from gateway.revocation import announce_user_standing, revoke_user_sessions
 from gateway.store import (
     AuthEvent,
     LinkToken,
@@ -73,7 +73,7 @@ async def delete_user(db: AsyncSession, *, user_id: int, now: datetime) -> User:
     user.updated_at = now
     record_event(db, "user_deleted", user_id=user_id)
     await db.flush()
-    await announce_revocation(db)
+    await announce_user_standing(db, user_id, suspended=True)
     return user
 
 

@@ -17,7 +17,7 @@ from gateway.accounts.errors import (
 from gateway.accounts.memberships import add_membership, check_org_role
 from gateway.accounts.organizations import get_organization
 from gateway.accounts.passwords import PasswordHashing, check_password_policy
-from gateway.revocation import announce_revocation, revoke_user_sessions
+from gateway.revocation import announce_user_standing, revoke_user_sessions
 from gateway.settings import Settings
 from gateway.store import USER_STATUSES, User, fresh_id, record_event, utcnow
 
@@ -162,5 +162,5 @@ async def set_user_status(*, db: AsyncSession, email: str, status: str) -> User:
             # stolen refresh token back to life.
             await revoke_user_sessions(db, user.id, reason="user_suspended", now=utcnow())
         # Running gateways refuse (or accept again) the user's tokens at once.
-        await announce_revocation(db)
+        await announce_user_standing(db, user.id, suspended=status != "active")
     return user

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.cli import (  # noqa: F401  (importing a module registers its commands)
     admin_keys,
     db,
+    dev,
     invitations,
     keys,
     members,

@@ -19,5 +19,11 @@ def db() -> None:
 def upgrade() -> None:
     """Apply migrations to GATEWAY_DATABASE_URL."""
     config = settings()
-    asyncio.run(migrate_store(config))
-    click.echo(f"store at {describe_url(config.database_url)} is up to date")
+    applied = asyncio.run(migrate_store(config))
+    store = describe_url(config.database_url)
+    # Saying "up to date" on the run that changed the schema hid the change from operators.
+    click.echo(
+        f"store at {store}: migrated to the newest version"
+        if applied
+        else f"store at {store} is already up to date"
+    )

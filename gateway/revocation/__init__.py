@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.revocation.ending import (
+    announce_user_standing,
     revoke_organization_sessions,
     revoke_replacements,
     revoke_session,
@@ -13,6 +14,7 @@ from gateway.revocation.feed import Revocations, announce_revocation
 __all__ = [
     "Revocations",
     "announce_revocation",
+    "announce_user_standing",
     "revoke_organization_sessions",
     "revoke_replacements",
     "revoke_session",

@@ -1,4 +1,9 @@
-"""The write side of revocation: ending one session, its replacements, or all of a user's."""
+"""The write side of revocation: ending one session, its replacements, or all of a user's,
+and a user's suspension or return.
+
+Every change is announced to the other processes (the feed) and noted for this process's own
+read side, which learns it as the transaction commits, before the caller answers anyone.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.revocation._own_writes import EndedSession, UserStanding, note
 from gateway.revocation.feed import announce_revocation
 from gateway.store import Session
 
@@ -18,6 +24,17 @@ async def revoke_session(db: AsyncSession, session: Session, *, reason: str, now
         session.revoke_reason = reason
         await db.flush()
         await announce_revocation(db)
+        note(
+            db,
+            EndedSession(session_id=session.id, revoked_at=now, expires_at=session.expires_at),
+        )
+
+
+async def announce_user_standing(db: AsyncSession, user_id: int, *, suspended: bool) -> None:
+    """Have every gateway process refuse (``suspended``) or accept again the user's tokens,
+    when the caller's transaction, which wrote the user's new status, commits."""
+    await announce_revocation(db)
+    note(db, UserStanding(user_id=str(user_id), suspended=suspended))
 
 
 async def revoke_replacements(db: AsyncSession, session: Session, *, now: datetime) -> list[str]:

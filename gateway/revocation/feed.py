@@ -22,6 +22,12 @@ How it reads instead:
   unread. Long-running transactions only make the read overlap more.
 
 Suspended users are few and are re-read in full at every read.
+
+**This process's own writes** do not wait for a read: the transaction that ends a session or
+changes a user's standing hands the change to the process's started :class:`Revocations` as it
+commits (``_own_writes``), before the answer is sent. A read whose snapshot began before that
+commit would overwrite it with an older picture, so what was learned after a read began is laid
+over the read's result; once a later read has begun, the store answers for it.
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.revocation._own_writes import EndedSession, OwnWrite, attach, detach
 from gateway.settings import Settings
 from gateway.store import Session, User, asyncpg_dsn, utcnow
 from gateway.tokens import LEEWAY_SECONDS
@@ -74,12 +81,16 @@ async def announce_revocation(db: AsyncSession) -> None:
 
 class Revocations:
     """The process's view of the feed; the mount reads ``revoked_sessions`` and
-    ``suspended_users`` with ``in`` on every request."""
+    ``suspended_users`` with ``in`` on every request. Once started, it also learns the
+    process's own revocations as they commit (:meth:`learn`)."""
 
     __slots__ = (
         "_changed",
         "_clock",
+        "_generation",
         "_last_full",
+        "_learned_sessions",
+        "_learned_users",
         "_lock",
         "_mark",
         "_sessions",
@@ -106,8 +117,16 @@ class Revocations:
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # What this process committed itself, each with the number of the learn() that brought
+        # it: kept over any read that began before (see the module doc).
+        self._generation = 0
+        self._learned_sessions: dict[str, tuple[int, datetime]] = {}  # id → (learn, alive_until)
+        self._learned_users: dict[str, tuple[int, bool]] = {}  # "sub" → (learn, suspended)
 
     async def start(self) -> None:
+        """Read the store, then keep reading it; from now on the process's own writes to the
+        store this feed reads reach it at their commit."""
+        attach(self._sessions, self)
         try:
             await self.resync()
         except Exception:  # noqa: BLE001 - a store that is down now is retried by the loop
@@ -115,6 +134,7 @@ class Revocations:
         self._task = asyncio.create_task(self._run(), name="gateway-revocations")
 
     async def stop(self) -> None:
+        detach(self._sessions, self)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -124,6 +144,7 @@ class Revocations:
     async def resync(self) -> None:
         """Re-read every revocation whose tokens can still be alive, and forget the rest."""
         async with self._lock, self._sessions() as db:
+            started = self._generation
             mark = await self._current_mark(db)
             now = self._clock()
             # The bounds use the index on revoked_at; alive_until then decides exactly.
@@ -138,6 +159,7 @@ class Revocations:
             )
             revoked = dict(self._alive((row.id, row.revoked_at, row.expires_at) for row in rows))
             suspended = await _suspended_users(db)
+        self._keep_learned(started, revoked, suspended)
         self.revoked_sessions = revoked  # built from live rows only: this is the pruning
         self.suspended_users = suspended
         self._mark = mark
@@ -153,6 +175,7 @@ class Revocations:
             await self.resync()
             return
         async with self._lock, self._sessions() as db:
+            started = self._generation
             mark = await self._current_mark(db)  # taken before the read: see the module doc
             rows = await db.execute(
                 select(Session.id, Session.revoked_at, Session.expires_at).where(
@@ -163,8 +186,34 @@ class Revocations:
             suspended = await _suspended_users(db)
         # No pruning here: it walks the whole set, and the next full re-read drops the expired.
         self.revoked_sessions.update(changed)
+        self._keep_learned(started, self.revoked_sessions, suspended)
         self.suspended_users = suspended
         self._mark = mark
+
+    def learn(self, writes: Sequence[OwnWrite]) -> None:
+        """Take in what this process has just committed: called inside the commit.
+
+        The mount refuses an ended session's tokens (or serves an activated user again) from
+        the next request on, without waiting for the feed's next read.
+        """
+        self._generation += 1
+        now = self._clock()
+        for write in writes:
+            if isinstance(write, EndedSession):
+                until = alive_until(
+                    revoked_at=write.revoked_at,
+                    expires_at=write.expires_at,
+                    settings=self._settings,
+                )
+                if until > now:
+                    self.revoked_sessions[write.session_id] = until
+                    self._learned_sessions[write.session_id] = (self._generation, until)
+            else:
+                if write.suspended:
+                    self.suspended_users.add(write.user_id)
+                else:
+                    self.suspended_users.discard(write.user_id)
+                self._learned_users[write.user_id] = (self._generation, write.suspended)
 
     def prune(self) -> None:
         """Forget sessions whose every token has expired, so the set stops growing."""
@@ -172,6 +221,28 @@ class Revocations:
         expired = [sid for sid, until in self.revoked_sessions.items() if until <= now]
         for sid in expired:
             del self.revoked_sessions[sid]
+
+    def _keep_learned(
+        self, started: int, revoked: dict[str, datetime], suspended: set[str]
+    ) -> None:
+        """Lay what was learned after a read began (``started``) over the read's result.
+
+        Its commit may have come after the read's snapshot; what was learned before the read
+        began had committed before it, so the read holds it and it is let go.
+        """
+        self._learned_sessions = {
+            sid: learned for sid, learned in self._learned_sessions.items() if learned[0] > started
+        }
+        for sid, (_, until) in self._learned_sessions.items():
+            revoked[sid] = until
+        self._learned_users = {
+            sub: learned for sub, learned in self._learned_users.items() if learned[0] > started
+        }
+        for sub, (_, is_suspended) in self._learned_users.items():
+            if is_suspended:
+                suspended.add(sub)
+            else:
+                suspended.discard(sub)
 
     def _alive(
         self, rows: Iterable[tuple[str, datetime | None, datetime]]

@@ -50,11 +50,11 @@ async def open_store(settings: Settings, *, migrate_embedded: bool = True) -> As
     return engine
 
 
-async def migrate_store(settings: Settings) -> None:
-    """``gateway db upgrade``: apply every pending migration."""
+async def migrate_store(settings: Settings) -> bool:
+    """``gateway db upgrade``: apply every pending migration; True when there were any."""
     engine = make_engine(settings)
     try:
-        await upgrade(engine, settings)
+        return await upgrade(engine, settings)
     except (OSError, SQLAlchemyError) as exc:
         raise StoreUnavailable(
             f"Cannot migrate the store at {describe_url(settings.database_url)}: {_first_line(exc)}"

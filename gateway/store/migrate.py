@@ -42,8 +42,12 @@ async def is_up_to_date(engine: AsyncEngine) -> bool:
     return await current_revision(engine) == head_revision()
 
 
-async def upgrade(engine: AsyncEngine, settings: Settings) -> None:
-    """Bring the store to the newest revision; safe to run from several processes at once."""
+async def upgrade(engine: AsyncEngine, settings: Settings) -> bool:
+    """Bring the store to the newest revision; safe to run from several processes at once.
+
+    Returns:
+        True when migrations were applied, False when the store was already at the newest.
+    """
     async with engine.begin() as connection:
         if not settings.is_sqlite:
             await connection.execute(
@@ -53,7 +57,11 @@ async def upgrade(engine: AsyncEngine, settings: Settings) -> None:
             await connection.execute(
                 text(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"')
             )
+        before = await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
         await connection.run_sync(_upgrade_on, alembic_config())
+        return before != head_revision()
 
 
 def _upgrade_on(connection: Connection, config: Config) -> None:

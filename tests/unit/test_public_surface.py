@@ -97,6 +97,17 @@ PUBLIC = {
         "cli",
         "main",
     ],
+    "devstack": [
+        "DEV_ROLE_MARK",
+        "DevStackError",
+        "DevStackOptions",
+        "POSTGREST_VERSION",
+        "PostgRESTMissing",
+        "find_postgrest",
+        "foreign_roles",
+        "run_dev_stack",
+        "user_cache_binary",
+    ],
     "mail": [
         "KINDS",
         "KindRules",
@@ -133,6 +144,7 @@ PUBLIC = {
     "revocation": [
         "Revocations",
         "announce_revocation",
+        "announce_user_standing",
         "revoke_organization_sessions",
         "revoke_replacements",
         "revoke_session",

@@ -24,7 +24,8 @@ def test_the_quick_start_holds_exactly_a_run_and_a_test_command() -> None:
     commands = quick_start_commands()
 
     assert len(commands) == 2
-    assert commands[0].endswith("gateway serve")
+    # The first minute shows the real job: the whole stack, signed in, rows through /rest.
+    assert commands[0].endswith("gateway dev")
     assert "pytest" in commands[1]
 
 
@@ -87,3 +88,16 @@ def test_the_reference_documents_every_setting_with_its_default() -> None:
             assert default == expected, f"{variable}: documented {default}, code {expected}"
         assert allowed, f"{variable}: say what values it accepts"
         assert meaning, f"{variable}: say what it means"
+
+
+def test_no_markdown_table_is_split_by_a_blank_line() -> None:
+    """A blank line ends a table: the rows after it would render as one paragraph."""
+    split = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        lines = path.read_text().splitlines()
+        for number, (before, blank, after) in enumerate(
+            zip(lines, lines[1:], lines[2:], strict=False), 2
+        ):
+            if before.startswith("|") and not blank.strip() and after.startswith("| `"):
+                split.append(f"{path.name}:{number}")
+    assert split == []
