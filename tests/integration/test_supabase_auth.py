@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.sessions import CSRF_HEADER, cookie_names
 from gateway.settings import Settings
 from gateway.tokens import sign_anon_key
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, runtime_of
@@ -326,3 +327,31 @@ async def test_the_sign_in_lockout_applies_to_auth_v1(
 
     assert_gotrue_error(locked, 429, "over_request_rate_limit")
     assert locked.headers["retry-after"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/auth/v1/user", None),
+        ("PUT", "/auth/v1/user", {}),
+        ("PUT", "/auth/v1/user", {"password": "a new one 1234", "current_password": PASSWORD}),
+        ("POST", "/auth/v1/logout", None),
+    ],
+)
+async def test_auth_v1_takes_only_a_bearer_token_never_the_access_cookie(
+    client: Client, accounts: Accounts, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    # supabase-js never sends cookies, so /auth/v1 reads none: a browser's ambient cookie
+    # (even with a matching CSRF pair) is no credential there, and nothing is changed.
+    token = (await sign_in(client))["access_token"]
+    names = cookie_names(runtime_of(client).settings)
+    cookies = f"{names.access}={token}; {names.csrf}=c5rf"
+
+    response = await client.request(
+        method, path, json=body, headers={"cookie": cookies, CSRF_HEADER: "c5rf"}
+    )
+
+    assert_gotrue_error(response, 401, "no_authorization")
+    still = await client.get("/auth/v1/user", headers=bearer(token))
+    assert still.status_code == 200, still.text
+    assert (await sign_in(client))["access_token"]
