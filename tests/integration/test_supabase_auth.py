@@ -7,11 +7,13 @@ import json
 import time
 from typing import Any
 
+import msgspec
 import pytest
 
-from gateway.sessions import CSRF_HEADER, cookie_names
+from gateway.sessions import CSRF_HEADER, IssuedTokens, cookie_names
 from gateway.settings import Settings
-from gateway.tokens import sign_anon_key
+from gateway.tokens import Identity, sign_anon_key
+from gateway.web.auth.supabase_answers import session_answer
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, runtime_of
 from tests.support.in_process import GatewayClient
 
@@ -355,3 +357,43 @@ async def test_auth_v1_takes_only_a_bearer_token_never_the_access_cookie(
     still = await client.get("/auth/v1/user", headers=bearer(token))
     assert still.status_code == 200, still.text
     assert (await sign_in(client))["access_token"]
+
+
+async def test_a_token_answer_keeps_the_new_pair_when_the_user_can_no_longer_be_read(
+    client: Client, accounts: Accounts
+) -> None:
+    # The pair is committed before the answer is built: if reading the user then fails (here
+    # the session ended in between), the answer must still carry the pair, else the client
+    # loses it and its retry with the old refresh token trips reuse detection.
+    signed_in = await sign_in(client)
+    claims = claims_of(signed_in["access_token"])
+    issued = IssuedTokens(
+        access_token=signed_in["access_token"],
+        expires_in=signed_in["expires_in"],
+        expires_at=signed_in["expires_at"],
+        refresh_token=signed_in["refresh_token"],
+        identity=Identity(
+            user_id=accounts.ada,
+            email="ada@example.com",
+            status="active",
+            db_role="authenticated",
+            organization_id=accounts.acme,
+            org_name="Acme",
+            org_role="org_admin",
+        ),
+        session_id=claims["sid"],
+    )
+    ended = await client.post(
+        "/auth/v1/logout?scope=local", headers=bearer(signed_in["access_token"])
+    )
+    assert ended.status_code == 204, ended.text
+
+    answer = await session_answer(runtime_of(client), issued)
+
+    body = msgspec.to_builtins(answer.content)
+    assert body["access_token"] == signed_in["access_token"]
+    assert body["refresh_token"] == signed_in["refresh_token"]
+    assert body["user"]["id"] == str(accounts.ada)
+    assert body["user"]["email"] == "ada@example.com"
+    assert body["user"]["app_metadata"]["organization"]["organization_id"] == accounts.acme
+    assert answer.headers["Cache-Control"] == "no-store"
