@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from pydantic import SecretStr
 
 from gateway.sessions import CSRF_HEADER, IssuedTokens, cookie_names
 from gateway.settings import Settings
@@ -16,6 +17,7 @@ from gateway.tokens import Identity, sign_anon_key
 from gateway.web.auth.supabase_answers import session_answer
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, runtime_of
 from tests.support.in_process import GatewayClient
+from tests.support.smtp import smtp_server
 
 pytestmark = pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
 
@@ -299,14 +301,39 @@ async def test_the_anon_key_is_no_bearer_token_for_the_user_endpoints(
     assert_gotrue_error(response, 403, "bad_jwt")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/auth/v1/settings", None),
+        (
+            "POST",
+            "/auth/v1/token?grant_type=password",
+            {"email": "ada@example.com", "password": PASSWORD},
+        ),
+        ("POST", "/auth/v1/recover", {"email": "ada@example.com"}),
+    ],
+)
 async def test_the_per_address_limit_applies_to_auth_v1_with_retry_after(
-    auth_settings: Settings, accounts: Accounts
+    auth_settings: Settings,
+    accounts: Accounts,
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
 ) -> None:
-    settings = auth_settings.model_copy(update={"auth_rate_limit": 3})
-    async with GatewayClient(settings) as client:
-        statuses = [(await client.get("/auth/v1/settings")) for _ in range(4)]
+    # A real SMTP server, so that /recover answers 200 (and mails) until the limit.
+    with smtp_server() as (port, _):
+        settings = auth_settings.model_copy(
+            update={
+                "auth_rate_limit": 3,
+                "smtp_url": SecretStr(f"smtp+insecure://127.0.0.1:{port}"),
+                "mail_from": "accounts@example.com",
+                "link_base_url": "https://app.example.com",
+            }
+        )
+        async with GatewayClient(settings) as client:
+            statuses = [(await client.request(method, path, json=body)) for _ in range(4)]
 
-    assert [r.status_code for r in statuses[:3]] == [200, 200, 200]
+    assert [r.status_code for r in statuses[:3]] == [200, 200, 200], statuses[2].text
     assert_gotrue_error(statuses[3], 429, "over_request_rate_limit")
     assert statuses[3].headers["retry-after"]
 
