@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     postgrest_schemas: Annotated[list[str], NoDecode] = ["public"]
     upstream_url: str = "http://127.0.0.1:3000"
     proxy_prefix: str = "/rest"
+    # supabase-js compatibility: /auth/v1 and the /rest/v1 mount (docs/supabase.md). On by default
+    # so supabase-js keeps working; off, both paths are unknown and /rest/v1 is a table again.
+    supabase: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)

@@ -20,6 +20,7 @@ from gateway.tokens.errors import InvalidToken
 from gateway.tokens.signing import (
     MAX_TOKEN_LENGTH,
     KeyRing,
+    UnknownSigningKey,
     check_access_token_claims,
     header_key,
     sign_access_token,
@@ -82,16 +83,18 @@ def verify_bearer_token(
     can ever be taken for one.
 
     Raises:
-        AnonKeyRetired: the token would be an anon key, but its signing key is no longer in the
-            ring (rotated and pruned). Only the choice of message rests on the unverified
-            payload: the answer is a refusal either way.
+        AnonKeyRetired: the header is one the gateway writes (``alg`` one it signs with,
+            ``typ`` ``JWT``, a ``kid`` of its shape) but the kid is not in the ring, as after a
+            prune, and the unverified payload says ``token_type`` ``anon_key``. Only the choice
+            of message rests on those unverified bytes: the answer is a refusal either way. The
+            keystore keeps no record of pruned kids, so another keystore's kid gets it too.
         InvalidToken: any other failure.
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("The token is too long.")
     try:
         key = header_key(ring, token)
-    except InvalidToken:
+    except UnknownSigningKey:
         if _claims_to_be_anon_key(token):
             raise AnonKeyRetired(
                 "This anon key was signed by a key that has since been rotated out and pruned; "

@@ -8,10 +8,11 @@ from typing import Any, Final
 import jwt
 
 from gateway.settings import Settings
-from gateway.tokens.algorithms import PrivateKey, SigningAlgorithm
+from gateway.tokens.algorithms import PrivateKey, SigningAlgorithm, is_supported
 from gateway.tokens.errors import InvalidToken
 from gateway.tokens.jwks import JWKSDocument, render_jwks
 from gateway.tokens.keystore import Keystore, load_keystore
+from gateway.tokens.manifest import KID_PATTERN
 
 #: Tokens longer than this are refused before any parsing: ours are well under 2 KiB, and a
 #: verifier should bound the work an unauthenticated request can cause (RFC 8725 section 3.1).
@@ -161,8 +162,23 @@ def verify_access_token(
     return claims
 
 
+class UnknownSigningKey(InvalidToken):
+    """A well-formed header naming a kid that is not in the ring: maybe a pruned key of ours.
+
+    Raised only when everything else in the header is what the gateway writes: ``kid`` a string
+    shaped like the gateway's kids, ``alg`` one the gateway signs with, ``typ`` ``JWT``. Any other
+    header fault is a plain :class:`InvalidToken`.
+    """
+
+
 def header_key(ring: KeyRing, token: str) -> _VerificationKey:
-    """The key the header names, once ``kid``, ``alg`` and ``typ`` pass; no signature yet."""
+    """The key the header names, once ``kid``, ``alg`` and ``typ`` pass; no signature yet.
+
+    Raises:
+        UnknownSigningKey: the header is one the gateway could have written, under a kid that is
+            not in the ring (pruned, or another keystore's).
+        InvalidToken: any other fault of the header.
+    """
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -170,16 +186,18 @@ def header_key(ring: KeyRing, token: str) -> _VerificationKey:
     kid = header.get("kid")
     if not isinstance(kid, str):
         raise InvalidToken("The token names no signing key.")
-    key = ring._verification_keys.get(kid)
-    if key is None:
-        raise InvalidToken("The token was not signed by a key of this gateway.")
-    if header.get("alg") != key.alg:
-        raise InvalidToken("The token's algorithm is not the one of its key.")
     typ = header.get("typ")
     # RFC 8725 section 3.11: explicit typing keeps other kinds of JWS signed by the same key
     # from passing as access tokens. RFC 7515 section 4.1.9: media types compare case-blind.
     if typ is not None and (not isinstance(typ, str) or typ.lower() != "jwt"):
         raise InvalidToken("The token is not a JWT.")
+    key = ring._verification_keys.get(kid)
+    if key is None:
+        if typ is not None and is_supported(header.get("alg")) and KID_PATTERN.match(kid):
+            raise UnknownSigningKey("The token was not signed by a key of this gateway.")
+        raise InvalidToken("The token was not signed by a key of this gateway.")
+    if header.get("alg") != key.alg:
+        raise InvalidToken("The token's algorithm is not the one of its key.")
     return key
 
 

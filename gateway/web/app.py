@@ -100,6 +100,9 @@ def _build(settings: Settings) -> tuple[Litestar, dict[str, PostgrestMount]]:
 
 
 def _proxy_prefixes(settings: Settings) -> tuple[str, ...]:
+    # GATEWAY_SUPABASE=false: no /rest/v1 mount, so /rest/v1 is the table v1 under /rest again.
+    if not settings.supabase:
+        return (settings.proxy_prefix,)
     return tuple(dict.fromkeys((settings.proxy_prefix, SUPABASE_REST_PREFIX)))
 
 
@@ -143,7 +146,8 @@ def _routes(settings: Settings, mounts: dict[str, PostgrestMount]) -> list[Contr
         route_handlers=[
             AuthController,
             SignupController,
-            SupabaseAuthController,
+            # GATEWAY_SUPABASE=false: /auth/v1 is an unknown path (404) like any other.
+            *([SupabaseAuthController] if settings.supabase else []),
             PasswordController,
             OrganizationsController,
             AdminController,

@@ -7,12 +7,17 @@ import json
 import time
 from typing import Any
 
+import msgspec
 import pytest
+from pydantic import SecretStr
 
+from gateway.sessions import CSRF_HEADER, IssuedTokens, cookie_names
 from gateway.settings import Settings
-from gateway.tokens import sign_anon_key
+from gateway.tokens import Identity, sign_anon_key
+from gateway.web.auth.supabase_answers import session_answer
 from tests.integration.conftest import PASSWORD, Accounts, Client, bearer, runtime_of
 from tests.support.in_process import GatewayClient
+from tests.support.smtp import smtp_server
 
 pytestmark = pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
 
@@ -296,14 +301,39 @@ async def test_the_anon_key_is_no_bearer_token_for_the_user_endpoints(
     assert_gotrue_error(response, 403, "bad_jwt")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/auth/v1/settings", None),
+        (
+            "POST",
+            "/auth/v1/token?grant_type=password",
+            {"email": "ada@example.com", "password": PASSWORD},
+        ),
+        ("POST", "/auth/v1/recover", {"email": "ada@example.com"}),
+    ],
+)
 async def test_the_per_address_limit_applies_to_auth_v1_with_retry_after(
-    auth_settings: Settings, accounts: Accounts
+    auth_settings: Settings,
+    accounts: Accounts,
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
 ) -> None:
-    settings = auth_settings.model_copy(update={"auth_rate_limit": 3})
-    async with GatewayClient(settings) as client:
-        statuses = [(await client.get("/auth/v1/settings")) for _ in range(4)]
+    # A real SMTP server, so that /recover answers 200 (and mails) until the limit.
+    with smtp_server() as (port, _):
+        settings = auth_settings.model_copy(
+            update={
+                "auth_rate_limit": 3,
+                "smtp_url": SecretStr(f"smtp+insecure://127.0.0.1:{port}"),
+                "mail_from": "accounts@example.com",
+                "link_base_url": "https://app.example.com",
+            }
+        )
+        async with GatewayClient(settings) as client:
+            statuses = [(await client.request(method, path, json=body)) for _ in range(4)]
 
-    assert [r.status_code for r in statuses[:3]] == [200, 200, 200]
+    assert [r.status_code for r in statuses[:3]] == [200, 200, 200], statuses[2].text
     assert_gotrue_error(statuses[3], 429, "over_request_rate_limit")
     assert statuses[3].headers["retry-after"]
 
@@ -326,3 +356,71 @@ async def test_the_sign_in_lockout_applies_to_auth_v1(
 
     assert_gotrue_error(locked, 429, "over_request_rate_limit")
     assert locked.headers["retry-after"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/auth/v1/user", None),
+        ("PUT", "/auth/v1/user", {}),
+        ("PUT", "/auth/v1/user", {"password": "a new one 1234", "current_password": PASSWORD}),
+        ("POST", "/auth/v1/logout", None),
+    ],
+)
+async def test_auth_v1_takes_only_a_bearer_token_never_the_access_cookie(
+    client: Client, accounts: Accounts, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    # supabase-js never sends cookies, so /auth/v1 reads none: a browser's ambient cookie
+    # (even with a matching CSRF pair) is no credential there, and nothing is changed.
+    token = (await sign_in(client))["access_token"]
+    names = cookie_names(runtime_of(client).settings)
+    cookies = f"{names.access}={token}; {names.csrf}=c5rf"
+
+    response = await client.request(
+        method, path, json=body, headers={"cookie": cookies, CSRF_HEADER: "c5rf"}
+    )
+
+    assert_gotrue_error(response, 401, "no_authorization")
+    still = await client.get("/auth/v1/user", headers=bearer(token))
+    assert still.status_code == 200, still.text
+    assert (await sign_in(client))["access_token"]
+
+
+async def test_a_token_answer_keeps_the_new_pair_when_the_user_can_no_longer_be_read(
+    client: Client, accounts: Accounts
+) -> None:
+    # The pair is committed before the answer is built: if reading the user then fails (here
+    # the session ended in between), the answer must still carry the pair, else the client
+    # loses it and its retry with the old refresh token trips reuse detection.
+    signed_in = await sign_in(client)
+    claims = claims_of(signed_in["access_token"])
+    issued = IssuedTokens(
+        access_token=signed_in["access_token"],
+        expires_in=signed_in["expires_in"],
+        expires_at=signed_in["expires_at"],
+        refresh_token=signed_in["refresh_token"],
+        identity=Identity(
+            user_id=accounts.ada,
+            email="ada@example.com",
+            status="active",
+            db_role="authenticated",
+            organization_id=accounts.acme,
+            org_name="Acme",
+            org_role="org_admin",
+        ),
+        session_id=claims["sid"],
+    )
+    ended = await client.post(
+        "/auth/v1/logout?scope=local", headers=bearer(signed_in["access_token"])
+    )
+    assert ended.status_code == 204, ended.text
+
+    answer = await session_answer(runtime_of(client), issued)
+
+    body = msgspec.to_builtins(answer.content)
+    assert body["access_token"] == signed_in["access_token"]
+    assert body["refresh_token"] == signed_in["refresh_token"]
+    assert body["user"]["id"] == str(accounts.ada)
+    assert body["user"]["email"] == "ada@example.com"
+    assert body["user"]["app_metadata"]["organization"]["organization_id"] == accounts.acme
+    assert answer.headers["Cache-Control"] == "no-store"

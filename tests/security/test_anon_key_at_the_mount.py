@@ -6,6 +6,7 @@ reached "PostgREST".
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -90,7 +91,9 @@ async def test_an_anon_key_of_another_gateway_is_refused_and_goes_nowhere(
     response = await client.get("/rest/v1/projects", headers=bearer(forged))
 
     assert response.status_code == 401
-    # Its kid is unknown here: the refusal is the one a pruned anon key gets (docs/supabase.md).
+    # A well-formed header (an algorithm the gateway signs with, typ JWT) whose kid is not in
+    # the ring: the gateway cannot tell it from a pruned key of its own, so it gets the answer a
+    # pruned anon key gets (docs/supabase.md). It still goes nowhere.
     assert response.json()["code"] == "anon_key_retired"
     assert upstream.heads[before:] == []
 
@@ -132,4 +135,49 @@ async def test_an_anon_typed_token_with_more_than_the_anon_role_is_refused(
 
     assert response.status_code == 401
     assert json.loads(response.text)["code"] == "invalid_token"
+    assert upstream.heads[before:] == []
+
+
+def unsigned_token(header: dict[str, object], claims: dict[str, object]) -> str:
+    """A JWS with any header, signed with nothing the gateway holds (garbage signature)."""
+
+    def part(value: dict[str, object]) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.{'A' * 43}"
+
+
+def anon_claims(client: Client) -> dict[str, object]:
+    now = int(time.time())
+    issuer = runtime_of(client).settings.issuer
+    return {"iss": issuer, "iat": now, "exp": now + 60, "role": "anon", "token_type": "anon_key"}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        # A kid of the ring with a shared-secret algorithm: algorithm substitution.
+        pytest.param({"alg": "HS256", "typ": "JWT", "kid": "<ring>"}, id="known-kid-hs256"),
+        pytest.param({"alg": "none", "typ": "JWT", "kid": "<ring>"}, id="known-kid-alg-none"),
+        pytest.param({"alg": "none", "typ": "JWT", "kid": "x" * 43}, id="unknown-kid-alg-none"),
+        pytest.param({"alg": "HS256", "typ": "JWT", "kid": "x" * 43}, id="unknown-kid-hs256"),
+        pytest.param({"alg": "ES256", "typ": "JWT"}, id="no-kid"),
+        pytest.param({"alg": "ES256", "typ": "JWT", "kid": 7}, id="kid-not-a-string"),
+        pytest.param({"alg": "ES256", "typ": "at+jwt", "kid": "x" * 43}, id="wrong-typ"),
+        pytest.param({"alg": "ES256", "typ": "at+jwt", "kid": "<ring>"}, id="known-kid-wrong-typ"),
+    ],
+)
+async def test_a_forged_anon_key_is_an_invalid_token_not_a_retired_one(
+    client: Client, upstream: RecordingUpstream, header: dict[str, object]
+) -> None:
+    if header.get("kid") == "<ring>":
+        header = {**header, "kid": runtime_of(client).keys.ring.current_kid}
+    forged = unsigned_token(header, anon_claims(client))
+    before = len(upstream.heads)
+
+    response = await client.get("/rest/v1/projects", headers=bearer(forged))
+
+    assert response.status_code == 401, response.text
+    assert response.json()["code"] == "invalid_token"
     assert upstream.heads[before:] == []

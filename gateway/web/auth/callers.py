@@ -13,6 +13,7 @@ from gateway.sessions import (
     MissingCredentials,
     Presented,
     access_token,
+    bearer_token,
     check_csrf,
     cookie,
     cookie_names,
@@ -36,6 +37,16 @@ def credentials_of(request: Request[Any, Any, Any], runtime: Runtime) -> Present
 def access_credentials(presented: Presented, runtime: Runtime) -> tuple[str, bool]:
     """The access token and whether it came from the cookie (which then needs a CSRF check)."""
     found = access_token(presented, cookie_names(runtime.settings).access.encode())
+    if found is None:
+        raise MissingCredentials("Send an access token: Authorization: Bearer <token>.")
+    return found
+
+
+def bearer_credentials(request: Request[Any, Any, Any], runtime: Runtime) -> str:
+    """The bearer token only, for /auth/v1: supabase-js never sends cookies, so the access
+    cookie is never read there and a browser's ambient cookie is no credential (no CSRF surface).
+    """
+    found = bearer_token(credentials_of(request, runtime))
     if found is None:
         raise MissingCredentials("Send an access token: Authorization: Bearer <token>.")
     return found

@@ -21,7 +21,7 @@ from gateway.sessions import change_password, logout_caller
 from gateway.sessions import login as login_user
 from gateway.sessions import refresh as refresh_tokens
 from gateway.tokens import AnonKeyRetired, InvalidToken, is_anon_key
-from gateway.web.auth.callers import access_credentials, client_of, credentials_of, require_csrf
+from gateway.web.auth.callers import bearer_credentials, client_of
 from gateway.web.auth.openapi import gotrue_error_answers
 from gateway.web.auth.signup import require_open_signup
 from gateway.web.auth.supabase_answers import caller_user, session_answer, signup_answer
@@ -145,10 +145,7 @@ class SupabaseAuthController(Controller):
         ] = "global",
     ) -> Response[None]:
         """GoTrue's default scope is ``global`` (the /auth endpoint's is ``local``)."""
-        presented = credentials_of(request, runtime)
-        token, via_cookie = access_credentials(presented, runtime)
-        if via_cookie:
-            require_csrf(presented, runtime)
+        token = bearer_credentials(request, runtime)
         await logout_caller(
             runtime.store,
             access_token=token,
@@ -161,7 +158,7 @@ class SupabaseAuthController(Controller):
 
     @get("/user", summary="The caller, as GoTrue's user object", responses=ERRORS)
     async def user(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> User:
-        token, _ = access_credentials(credentials_of(request, runtime), runtime)
+        token = bearer_credentials(request, runtime)
         return await caller_user(runtime, token)
 
     @put(
@@ -177,10 +174,7 @@ class SupabaseAuthController(Controller):
     ) -> User:
         """``{"password", "current_password"}``: the caller's other sessions end. An email or
         phone change and non-empty ``data`` are refused (422); no field at all changes nothing."""
-        presented = credentials_of(request, runtime)
-        token, via_cookie = access_credentials(presented, runtime)
-        if via_cookie:
-            require_csrf(presented, runtime)
+        token = bearer_credentials(request, runtime)
         if data.email is not None or data.phone is not None:
             raise NotSupported("Changing the email or the phone is not supported here.")
         if data.data:
