@@ -143,6 +143,17 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return chunk
 
+    def take_body(self) -> bytes | None:
+        """The whole body at once when all of it has arrived already (None otherwise, and
+        nothing is taken)."""
+        if not self.complete:
+            return None
+        chunks = self._chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # b"" for none
+        chunks.clear()
+        self._buffered = 0
+        return body
+
     def close(self) -> None:
         self.reusable = False
         if self.transport is not None:

@@ -308,6 +308,11 @@ class UpstreamAnswer:
         while (chunk := await connection.next_chunk()) is not None:
             yield chunk
 
+    def body_if_complete(self) -> bytes | None:
+        """The whole body when it has all arrived with the head (most PostgREST answers do),
+        else None and the body is read with :meth:`chunks`."""
+        return self._connection.take_body()
+
     async def read(self) -> bytes:
         connection = self._connection
         parts = []
