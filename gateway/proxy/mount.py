@@ -381,7 +381,9 @@ class _DeadlineSend:
         try:
             await self._send(message)
         except asyncio.CancelledError:
-            if self.stalled and self._task is not None:
+            # Only the watchdog's own cancel, alone: one from outside (a disconnect, shutdown)
+            # landing with it must stay a cancellation.
+            if self.stalled and self._task is not None and self._task.cancelling() == 1:
                 # The watchdog's cancel, not one from outside: undo it and say what happened.
                 self._task.uncancel()
                 raise TimeoutError("the client stopped reading the answer") from None

@@ -152,6 +152,10 @@ class Connection(asyncio.Protocol):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # b"" for none
         chunks.clear()
         self._buffered = 0
+        if self._paused_reading and self.transport is not None:
+            # As next_chunk does once the buffer drains: a paused connection is never pooled.
+            self._paused_reading = False
+            self.transport.resume_reading()
         return body
 
     def close(self) -> None:
