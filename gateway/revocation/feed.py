@@ -138,8 +138,13 @@ class Revocations:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await task
+            except asyncio.CancelledError:
+                if _cancelled_from_outside():
+                    raise  # the caller of stop() is being cancelled: let it be
+            except Exception:  # noqa: BLE001, S110 - the loop logs its own failures
+                pass
 
     async def resync(self) -> None:
         """Re-read every revocation whose tokens can still be alive, and forget the rest."""
@@ -271,8 +276,11 @@ class Revocations:
             await self._listen()
 
     async def _wait_and_sync(self, interval: float) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns a wake-up that
+        # arrives with a cancel and swallows the cancel, and stop() then waits forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout=interval)
+            async with asyncio.timeout(interval):
+                await self._changed.wait()
         self._changed.clear()
         try:
             if time.monotonic() - self._last_full >= self._settings.revocation_resync:
@@ -302,6 +310,11 @@ class Revocations:
                 if connection is not None:
                     with contextlib.suppress(Exception):
                         await connection.close()
+
+
+def _cancelled_from_outside() -> bool:
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
 
 
 async def _suspended_users(db: AsyncSession) -> set[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from typing import Final
@@ -81,8 +80,12 @@ class KeyRingHolder:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the caller of stop() is being cancelled: let it be
 
     async def refresh(self) -> bool:
         """Check the manifest once and load the keystore if it changed.

@@ -316,3 +316,18 @@ def test_the_token_lifetime_cap_is_exact(tmp_path: Path) -> None:
 
     assert by_ttl - by_expiry == timedelta(seconds=settings.access_token_ttl - 10)
     assert by_expiry > near
+
+
+async def test_a_feed_stops_when_a_notification_arrives_with_the_stop(
+    client: Client, store: async_sessionmaker[AsyncSession], auth_settings: Settings
+) -> None:
+    # A notification woke the feed in the same loop turn as stop() cancelled it: on Python
+    # 3.11, asyncio.wait_for returned the wake-up and swallowed the cancel, so the feed ran on
+    # and stop() waited for it forever (a whole CI run hung here).
+    for _ in range(20):
+        feed = Revocations(auth_settings, store)
+        await feed.start()
+        await asyncio.sleep(0.05)  # the feed is waiting for a notification or its poll
+        feed._changed.set()
+        async with asyncio.timeout(10):
+            await feed.stop()
