@@ -25,7 +25,7 @@ from gateway.postgrest import (
     run_doctor,
 )
 from gateway.postgrest import as_json as doctor_report
-from gateway.tokens import load_keyring
+from gateway.tokens import load_keyring, load_keystore, render_jwks
 
 # The argument that means "read it from stdin", as in `gateway keys export-jwks -`.
 STDIN = "-"
@@ -53,6 +53,23 @@ def postgrest() -> None:
     help="Set the authenticator's password from the first line of stdin.",
 )
 @click.option("--example", is_flag=True, help="Also create the org-scoped example table.")
+@click.option(
+    "--jwks-in-database",
+    is_flag=True,
+    help="Deliver the JWKS as the authenticator's pgrst.jwt_secret (auth.publish_jwks) and "
+    "publish the current one.",
+)
+@click.option(
+    "--jwks-publisher-role",
+    help="The role allowed to call auth.publish_jwks (default: the user of the gateway's URL "
+    "for PostgREST's database, else the role running bootstrap).",
+)
+@click.option(
+    "--check-sessions",
+    is_flag=True,
+    help="Install auth.check_session() as PostgREST's db-pre-request: refuse tokens of ended "
+    "sessions and suspended users (needs the gateway's tables in this database).",
+)
 @click.option("--print", "print_only", is_flag=True, help="Print the SQL instead of running it.")
 @database_url_option
 def bootstrap(
@@ -60,24 +77,36 @@ def bootstrap(
     authenticator_role: str | None,
     authenticator_password_stdin: bool,
     example: bool,
+    jwks_in_database: bool,
+    jwks_publisher_role: str | None,
+    check_sessions: bool,
     print_only: bool,
     database_url: str | None,
 ) -> None:
     """Create the roles, grants and auth.* helpers PostgREST needs (idempotent, additive)."""
     config = settings()
     plan = BootstrapPlan.from_settings(
-        config, anon_role=anon_role, authenticator_role=authenticator_role, example=example
+        config,
+        anon_role=anon_role,
+        authenticator_role=authenticator_role,
+        example=example,
+        jwks_in_database=jwks_in_database,
+        jwks_publisher=jwks_publisher_role,
+        check_sessions=check_sessions,
     )
     if print_only:
         click.echo(plan.sql(), nl=False)
         return
     password = read_line_from_stdin("password") if authenticator_password_stdin else None
     url = postgrest_database_url(config, database_url)
-    asyncio.run(apply_bootstrap(url, plan, authenticator_password=password))
+    jwks = render_jwks(load_keystore(config).jwks()) if jwks_in_database else None
+    asyncio.run(apply_bootstrap(url, plan, authenticator_password=password, jwks=jwks))
     click.echo(
         f"bootstrapped: roles {', '.join(plan.switchable_roles)} granted to "
         f"{plan.authenticator_role}; auth.* helpers"
         + ("; example table public.projects" if example else "")
+        + ("; JWKS published as pgrst.jwt_secret" if jwks_in_database else "")
+        + ("; auth.check_session() as db-pre-request" if check_sessions else "")
     )
 
 

@@ -11,8 +11,15 @@ from pathlib import Path
 import asyncpg
 
 from gateway.errors import GatewayError
-from gateway.postgrest.bootstrap import HELPERS, BootstrapPlan
+from gateway.postgrest.bootstrap import HELPERS, PRE_REQUEST, BootstrapPlan
 from gateway.postgrest.database import connect, postgrest_database_url
+from gateway.postgrest.jwks_database import (
+    JWT_SECRET_SETTING,
+    is_publisher_installed,
+    key_ids,
+    role_setting,
+    same_jwks,
+)
 from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.tokens import KeyRing, keys_directory, load_keyring, sign_access_token
@@ -22,6 +29,8 @@ MAX_CLOCK_SKEW = 30.0  # seconds; PostgREST and the gateway both allow 30 s on e
 PROBE_TIMEOUT = 5.0
 _BOOTSTRAP_FIX = "Run `gateway postgrest bootstrap`."
 _URL_FIX = "Start PostgREST, or set GATEWAY_UPSTREAM_URL to where it listens."
+_JWKS_FIX = "Run `gateway postgrest bootstrap --jwks-in-database`: it publishes the live JWKS."
+_CHECK_SESSION_FIX = "Run `gateway postgrest bootstrap --check-sessions`."
 _CLOCK_FIX = "Synchronise both clocks with NTP: beyond 30 s tokens look expired or not yet valid."
 
 
@@ -40,7 +49,7 @@ async def run_doctor(
     checks = [await _check_store(settings)]
     ring, keystore_checks = _check_keystore(settings)
     checks += keystore_checks
-    checks += await _check_database(settings, database_url)
+    checks += await _check_database(settings, ring, database_url)
     checks += await _check_postgrest(settings, ring, upstream_url or settings.upstream_url)
     return checks
 
@@ -80,12 +89,18 @@ def _check_keystore(settings: Settings) -> tuple[KeyRing | None, list[Check]]:
     return ring, checks
 
 
-async def _check_database(settings: Settings, database_url: str | None) -> list[Check]:
+async def _check_database(
+    settings: Settings, ring: KeyRing | None, database_url: str | None
+) -> list[Check]:
     plan = BootstrapPlan.from_settings(settings)
     try:
         url = postgrest_database_url(settings, database_url)
         async with connect(url) as db:
-            return await _database_checks(db, plan)
+            return [
+                *await _database_checks(db, plan),
+                await _jwks_in_database_check(db, plan, ring),
+                await _check_session_check(db, plan),
+            ]
     except GatewayError as exc:
         return [
             Check(
@@ -183,6 +198,75 @@ async def _helpers_check(db: asyncpg.Connection) -> Check:
     if missing:
         return Check("auth helpers", False, f"missing: {', '.join(missing)}", _BOOTSTRAP_FIX)
     return Check("auth helpers", True, "all five exist")
+
+
+async def _jwks_in_database_check(
+    db: asyncpg.Connection, plan: BootstrapPlan, ring: KeyRing | None
+) -> Check:
+    """With ``--jwks-in-database``: does the JWKS stored for PostgREST equal the live one?"""
+    name = "jwks in database"
+    if not await is_publisher_installed(db):
+        return Check(name, True, "not set up: PostgREST reads its jwt-secret from its own config")
+    if ring is None:
+        return Check(name, False, "no keystore to compare with", "Run `gateway keys init`.")
+    published = await role_setting(db, plan.authenticator_role, JWT_SECRET_SETTING)
+    if published is None:
+        return Check(
+            name,
+            False,
+            f"auth.publish_jwks is installed but {plan.authenticator_role!r} has no "
+            f"{JWT_SECRET_SETTING}, so PostgREST has no key to verify with",
+            _JWKS_FIX,
+        )
+    if same_jwks(published, ring.jwks):
+        return Check(
+            name, True, f"{plan.authenticator_role!r}'s {JWT_SECRET_SETTING} matches the keystore"
+        )
+    live = [str(jwk.get("kid")) for jwk in ring.jwks["keys"]]
+    stored = key_ids(published)
+    missing = [kid for kid in live if kid not in stored]
+    extra = [kid for kid in stored if kid not in live]
+    differences = [
+        *([f"missing keys {', '.join(missing)}"] if missing else []),
+        *([f"keys no longer in the keystore {', '.join(extra)}"] if extra else []),
+    ] or ["the same key ids with different members"]
+    return Check(
+        name,
+        False,
+        f"{plan.authenticator_role!r}'s {JWT_SECRET_SETTING} differs from the keystore's JWKS "
+        f"({'; '.join(differences)}): PostgREST refuses tokens of keys it does not hold",
+        _JWKS_FIX,
+    )
+
+
+async def _check_session_check(db: asyncpg.Connection, plan: BootstrapPlan) -> Check:
+    """Is ``auth.check_session()`` installed, and PostgREST's db-pre-request?"""
+    name = "check_session"
+    installed = await db.fetchval("SELECT to_regprocedure('auth.check_session()') IS NOT NULL")
+    stored = await role_setting(db, plan.authenticator_role, "pgrst.db_pre_request")
+    configured = None if stored is None else stored.decode()
+    if not installed and configured is None:
+        return Check(
+            name, True, "not installed: PostgREST trusts a token's signature until it expires"
+        )
+    if not installed:
+        return Check(
+            name,
+            False,
+            f"{plan.authenticator_role!r}'s pgrst.db_pre_request is {configured!r} but "
+            "auth.check_session() does not exist",
+            _CHECK_SESSION_FIX,
+        )
+    if configured != PRE_REQUEST:
+        now = "unset" if configured is None else repr(configured)
+        return Check(
+            name,
+            False,
+            f"auth.check_session() is installed but {plan.authenticator_role!r}'s "
+            f"pgrst.db_pre_request is {now}, so PostgREST does not run it",
+            _CHECK_SESSION_FIX,
+        )
+    return Check(name, True, "auth.check_session() is installed and PostgREST's db-pre-request")
 
 
 async def _clock_check(db: asyncpg.Connection) -> Check:

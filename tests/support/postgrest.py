@@ -96,7 +96,7 @@ def log_tail(path: Path, lines: int = 40) -> str:
 def run_postgrest(
     *,
     db_uri: str,
-    jwt_secret: str,
+    jwt_secret: str | None,
     anon_role: str,
     schemas: str = "public",
     extra_config: dict[str, str] | None = None,
@@ -106,7 +106,8 @@ def run_postgrest(
     """Start PostgREST on free 127.0.0.1 ports, wait until it is ready, and stop it afterwards.
 
     ``jwt_secret`` goes into ``jwt-secret`` as is (``"@/abs/path/jwks.json"`` reads a file, and
-    ``NOTIFY pgrst, 'reload config'`` re-reads it). ``binary`` defaults to
+    ``NOTIFY pgrst, 'reload config'`` re-reads it); None writes no ``jwt-secret`` at all, so
+    PostgREST takes the one stored on its role (``db-config``). ``binary`` defaults to
     :func:`postgrest_binary`; pass it when the environment may have changed since the session
     started (the test suite clears ``GATEWAY_*`` variables for every test).
     """
@@ -120,7 +121,7 @@ def run_postgrest(
         "db-anon-role": anon_role,
         "db-pool": "2",
         "db-channel-enabled": "true",
-        "jwt-secret": jwt_secret,
+        **({"jwt-secret": jwt_secret} if jwt_secret is not None else {}),
         "server-host": "127.0.0.1",
         "server-port": str(port),
         "admin-server-port": str(admin_port),
