@@ -9,6 +9,7 @@ import pytest
 from gateway.errors import InvalidInput
 from gateway.postgrest.bootstrap import BootstrapPlan
 from gateway.postgrest.explain import helper_values, per_request_sql
+from gateway.postgrest.jwks_database import key_ids, same_jwks
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +93,44 @@ def test_per_request_sql_quotes_every_value_as_a_literal() -> None:
         statement
     )
     assert "set_config('request.method', 'GET', true)" in statement
+
+
+def test_the_jwks_publisher_and_check_session_are_opt_in() -> None:
+    plain = BootstrapPlan.from_settings(Settings()).sql()
+    both = BootstrapPlan.from_settings(
+        Settings(), jwks_in_database=True, jwks_publisher="gateway_app", check_sessions=True
+    ).sql()
+
+    assert "publish_jwks" not in plain
+    assert "check_session" not in plain
+    assert "REVOKE ALL ON FUNCTION auth.publish_jwks(text) FROM PUBLIC;" in both
+    assert 'GRANT EXECUTE ON FUNCTION auth.publish_jwks(text) TO "gateway_app";' in both
+    assert 'REVOKE ALL ON FUNCTION "gateway".session_refusal(text, text) FROM PUBLIC;' in both
+    assert "SET pgrst.db_pre_request = %L', 'authenticator', current_database()" in both
+    assert "DROP" not in both
+
+
+def test_the_publisher_role_is_an_identifier_never_sql() -> None:
+    with pytest.raises(InvalidInput):
+        BootstrapPlan.from_settings(
+            Settings(), jwks_in_database=True, jwks_publisher='x" TO PUBLIC; --'
+        )
+
+
+def test_the_publisher_defaults_to_the_user_of_the_gateways_url() -> None:
+    settings = Settings(postgrest_notify_url="postgresql://gateway_app:pw@db:5432/app")
+    plan = BootstrapPlan.from_settings(settings, jwks_in_database=True)
+
+    assert plan.jwks_publisher == "gateway_app"
+    assert BootstrapPlan.from_settings(Settings(), jwks_in_database=True).jwks_publisher is None
+
+
+def test_key_ids_and_same_jwks_read_documents_defensively() -> None:
+    live = {"keys": [{"kid": "a", "kty": "EC"}, {"kid": "b", "kty": "EC"}]}
+
+    assert key_ids(b'{"keys": [{"kid": "a"}, {"kid": "b"}]}') == ["a", "b"]
+    assert key_ids(b"not json") == key_ids(None) == key_ids(b"[1]") == []
+    assert same_jwks(b'{"keys":[{"kty":"EC","kid":"a"},{"kid":"b","kty":"EC"}]}', live)
+    assert not same_jwks(b'{"keys": [{"kid": "a", "kty": "EC"}]}', live)
+    assert not same_jwks(b"not json", live)
+    assert not same_jwks(None, live)

@@ -123,11 +123,15 @@ PUBLIC = {
     ],
     "postgrest": [
         "BootstrapPlan",
+        "BootstrapRefused",
+        "JWKSRefused",
         "apply_bootstrap",
         "as_json",
         "explain_token",
         "notify_postgrest",
         "postgrest_database_url",
+        "publish_jwks",
+        "published_jwks",
         "run_doctor",
     ],
     "proxy": [
