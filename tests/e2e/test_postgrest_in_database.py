@@ -443,3 +443,48 @@ def test_doctor_names_a_check_session_that_is_not_the_pre_request(
     assert checks["check_session"]["ok"] is False
     assert "pgrst.db_pre_request is unset" in checks["check_session"]["detail"]
     assert "--check-sessions" in checks["check_session"]["fix"]
+
+
+def test_a_publisher_role_without_privileges_publishes_through_the_definer(
+    in_db: Served, settings: Settings, postgrest: PostgREST
+) -> None:
+    """The gateway's role needs no right to ALTER ROLE: the definer does it, and only that."""
+    publisher, password = f"pub_{in_db.anon}", secrets.token_hex(12)
+    sql(in_db.url, f"CREATE ROLE \"{publisher}\" LOGIN PASSWORD '{password}'")
+    as_publisher = in_db.url.replace(
+        "postgresql://postgres@", f"postgresql://{publisher}:{password}@"
+    )
+    try:
+        ok(
+            gateway(
+                in_db.env,
+                "postgrest",
+                "bootstrap",
+                "--jwks-in-database",
+                "--jwks-publisher-role",
+                publisher,
+            )
+        )
+        partial = {"keys": json.loads(live_jwks(settings))["keys"][1:]}
+        published = asyncio.run(
+            publish_jwks(settings, json.dumps(partial).encode(), database_url=as_publisher)
+        )
+        seen = asyncio.run(published_jwks(settings, database_url=as_publisher))
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            asyncio.run(_alter_role_as(as_publisher, in_db.authenticator))
+    finally:
+        assert asyncio.run(publish_jwks(settings, live_jwks(settings))) is True
+        sql(in_db.url, f'DROP OWNED BY "{publisher}"')
+        sql(in_db.url, f'DROP ROLE "{publisher}"')
+
+    assert published is True
+    assert seen is not None
+    assert json.loads(seen) == partial
+
+
+async def _alter_role_as(url: str, authenticator: str) -> None:
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        await connection.execute(f"ALTER ROLE \"{authenticator}\" SET pgrst.jwt_secret = 'x'")
+    finally:
+        await connection.close()
