@@ -19,10 +19,7 @@ from gateway.metrics import MULTIPROC_ENV, MetricsListener, fresh_multiprocess_d
 from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.tokens import ensure_keystore
-from gateway.web import load_storage
-from gateway.web.app import configure_logging
-from gateway.web.log_format import granian_log_config
-from gateway.web.metrics import key_families
+from gateway.web import configure_logging, granian_log_config, key_families, load_storage
 
 logger = logging.getLogger("gateway.serve")
 
