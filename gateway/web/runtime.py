@@ -68,6 +68,9 @@ class Runtime:
         # made with today's parameters, it can never match a password anyone knows.
         dummy_hash = await passwords.hash(secrets.token_urlsafe(32))
         store = make_sessionmaker(engine)
+        # Until its first read, a feed's lag counts from its start (a store down at start-up
+        # shows as a growing lag, not as no value).
+        metrics().feed_read()
         revocations = Revocations(settings, store, on_read=metrics().feed_read)
         await revocations.start()
         http = make_client_session(settings)
