@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -186,17 +187,30 @@ def test_the_metrics_port_serves_them_without_a_token_and_the_main_listener_does
 def test_a_scrape_sums_every_worker(metrics_env: dict[str, str], tmp_path: Path) -> None:
     env = {**metrics_env, "GATEWAY_WORKERS": str(WORKERS)}
     with gateway_process(env, tmp_path) as (base, serve):
-        wait_for_workers(serve)
+        workers = wait_for_workers(serve)
         before = scrape(base)
         for _ in range(CONNECTIONS):
             with httpx.Client(timeout=10) as fresh:  # a fresh connection: either worker
                 assert fresh.get(f"{base}/readyz").status_code == 200
         after = scrape(base)
+        # Each worker maps its value files from one private directory.
+        directories = {value_file.parent for pid in workers for value_file in mapped_dbs(pid)}
+        assert len(directories) == 1, directories
+        (directory,) = directories
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        assert {pid for pid in workers if mapped_dbs(pid)} == set(workers)
+    assert not directory.exists(), "gateway serve left its metrics directory behind"
     counted = value(
         after, "gateway_requests_total", group="health", method="GET", status="200"
     ) - value(before, "gateway_requests_total", group="health", method="GET", status="200")
     # One worker's count alone is less, unless all CONNECTIONS landed on it (2^-23).
     assert counted == CONNECTIONS
+
+
+def mapped_dbs(pid: int) -> set[Path]:
+    """The prometheus_client value files a process has mapped (its multiprocess mode)."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {Path(line.split()[-1]) for line in maps if line.endswith(".db")}
 
 
 def json_lines(log: Path) -> list[dict[str, Any]]:

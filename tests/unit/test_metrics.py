@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import stat
+import subprocess
 import sys
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +207,27 @@ def _value(name: str, **labels: str) -> float:
             if sample.name == name and sample.labels == labels:
                 return sample.value
     return 0.0
+
+
+def test_a_dead_workers_gauges_leave_the_scrape_and_its_counters_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = (
+        "from gateway.metrics import metrics\n"
+        "every = metrics()\n"
+        "every.feed_read()\n"
+        "every.sign_ins.labels('succeeded').inc(3)\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", worker], env=env, check=True)  # it has exited
+    assert any(name.startswith("gauge_livemin_") for name in os.listdir(tmp_path))
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    families = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(scrape().decode())
+        for sample in family.samples
+    }
+    assert not any(name.startswith("gauge_livemin_") for name in os.listdir(tmp_path))
+    assert "gateway_revocation_feed_lag_seconds" not in families
+    assert families["gateway_sign_ins_total"] == 3
