@@ -24,6 +24,10 @@ ENV_PREFIX = "GATEWAY_"
 _SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+#: GATEWAY_METRICS_TOKEN's minimum length: a token that cannot be guessed.
+METRICS_TOKEN_MIN_LENGTH = 32
+
+
 class SettingsError(Exception):
     """A setting has an invalid value; the message is one line naming the variable."""
 
@@ -171,6 +175,11 @@ class Settings(BaseSettings):
     proxy_max_query: int = Field(default=8192, ge=256, le=1024 * 1024)
     body_idle_timeout: float = Field(default=15.0, gt=0, le=600)
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    # GET /metrics: on the main listener with this bearer token, and/or on a listener of its own.
+    metrics_token: SecretStr | None = Field(default=None, repr=False)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
     # Accounts: who may sign up, the mail that proves an address, and the links in it.
     signup: Literal["closed", "invite", "open"] = "closed"
     require_verified_email: bool = False
@@ -358,6 +367,35 @@ class Settings(BaseSettings):
             raise ValueError(f"the folder {value!r} cannot be read by this user")
         return value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Never repeated in a message: the message names the rule, not the value.
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if len(token) < METRICS_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"must be at least {METRICS_TOKEN_MIN_LENGTH} characters "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        if not all(33 <= ord(char) <= 126 for char in token):
+            raise ValueError("must be printable ASCII without spaces (it is sent in a header)")
+        return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _metrics_host(cls, value: str) -> str:
+        value = value.strip()
+        if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", value):
+            raise ValueError("must be an IP address or a host name, such as 127.0.0.1 or 0.0.0.0")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -381,6 +419,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GATEWAY_SMTP_URL needs GATEWAY_MAIL_FROM and GATEWAY_LINK_BASE_URL as well"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("GATEWAY_METRICS_PORT must differ from GATEWAY_PORT")
         return self
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from gateway.asgi import (
@@ -19,6 +20,7 @@ from gateway.asgi import (
     request_id_of,
 )
 from gateway.errors import GatewayError
+from gateway.metrics import metrics
 from gateway.proxy._errors import InvalidPath, InvalidPresign, MethodNotServed
 from gateway.proxy._headers import (
     check_request_headers,
@@ -93,6 +95,7 @@ class PostgrestMount:
         "_prefix",
         "_profiles",
         "_upstream",
+        "_upstream_duration",
     )
 
     def __init__(self, settings: Settings, dependencies: Callable[[], MountDependencies]) -> None:
@@ -121,6 +124,8 @@ class PostgrestMount:
         )
         # Bounds the Presign'd answers this process buffers and signs at once (_presign.py).
         self._enrichments = asyncio.Semaphore(ENRICHMENT_SLOTS)
+        # gateway_upstream_duration_seconds: PostgREST's time to the head of its answer.
+        self._upstream_duration = metrics().upstream_duration
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # PostgREST reads methods case-blind; the checks here must as well.
@@ -225,6 +230,7 @@ class PostgrestMount:
         downstream = _DeadlineSend(send, self._idle)
         send = downstream
         started = False
+        asked = time.perf_counter()
         try:
             async with http.request(
                 method.encode(),
@@ -233,6 +239,7 @@ class PostgrestMount:
                 body,
                 chunked=body is not None and content_length is None,
             ) as answer:
+                self._upstream_duration.observe(time.perf_counter() - asked)
                 # Errors, non-JSON and bodyless answers stream as any other: nothing to sign.
                 if enrichment is not None and enrichable(answer):
                     rewritten = self._downstream(answer.headers, credentialed=credentialed)

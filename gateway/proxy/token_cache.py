@@ -6,6 +6,7 @@ import time
 from collections.abc import Collection
 from typing import Any
 
+from gateway.metrics import metrics
 from gateway.tokens import LEEWAY_SECONDS, KeyRing, verify_bearer_token
 
 
@@ -19,7 +20,16 @@ class VerifiedTokens:
     goes first.
     """
 
-    __slots__ = ("_allowed_roles", "_anon_role", "_audience", "_entries", "_issuer", "_size")
+    __slots__ = (
+        "_allowed_roles",
+        "_anon_role",
+        "_audience",
+        "_entries",
+        "_hits",
+        "_issuer",
+        "_misses",
+        "_size",
+    )
 
     def __init__(
         self,
@@ -38,6 +48,10 @@ class VerifiedTokens:
         # restart empties the cache, so a cached token never outlives its role.
         self._allowed_roles = frozenset(allowed_roles)
         self._anon_role = anon_role
+        # gateway_token_cache_lookups_total: the children, looked up once.
+        lookups = metrics().token_cache
+        self._hits = lookups.labels("hit")
+        self._misses = lookups.labels("miss")
 
     def verify(self, ring: KeyRing, token: str) -> dict[str, Any]:
         """Claims of a valid token; raises ``InvalidToken`` otherwise (never caches a failure)."""
@@ -45,8 +59,10 @@ class VerifiedTokens:
         if entry is not None:
             expires, kid, claims = entry
             if time.time() < expires and kid in ring.kids:
+                self._hits.inc()
                 return claims
             del self._entries[token]
+        self._misses.inc()
         claims = verify_bearer_token(
             ring,
             token,

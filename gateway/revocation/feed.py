@@ -93,6 +93,7 @@ class Revocations:
         "_learned_users",
         "_lock",
         "_mark",
+        "_on_read",
         "_sessions",
         "_settings",
         "_task",
@@ -106,8 +107,11 @@ class Revocations:
         sessions: async_sessionmaker[AsyncSession],
         *,
         clock: Callable[[], datetime] = utcnow,
+        on_read: Callable[[], None] | None = None,
     ) -> None:
+        """``on_read`` is called after each successful read of the store (the metrics' hook)."""
         self._settings = settings
+        self._on_read = on_read
         self._sessions = sessions
         self._clock = clock
         self.revoked_sessions: dict[str, datetime] = {}  # session id → alive_until
@@ -169,6 +173,8 @@ class Revocations:
         self.suspended_users = suspended
         self._mark = mark
         self._last_full = time.monotonic()
+        if self._on_read is not None:
+            self._on_read()
 
     async def sync(self) -> None:
         """Read what changed since the last read: in commit order on PostgreSQL (see above).
@@ -194,6 +200,8 @@ class Revocations:
         self._keep_learned(started, self.revoked_sessions, suspended)
         self.suspended_users = suspended
         self._mark = mark
+        if self._on_read is not None:
+            self._on_read()
 
     def learn(self, writes: Sequence[OwnWrite]) -> None:
         """Take in what this process has just committed: called inside the commit.

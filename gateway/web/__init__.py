@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from gateway.web.app import create_app, create_app_from_env, create_server_app
+from gateway.web.app import configure_logging, create_app, create_app_from_env, create_server_app
+from gateway.web.log_format import granian_log_config
+from gateway.web.metrics import key_families
 from gateway.web.runtime import load_storage
 
-__all__ = ["create_app", "create_app_from_env", "create_server_app", "load_storage"]
+__all__ = [
+    "configure_logging",
+    "create_app",
+    "create_app_from_env",
+    "create_server_app",
+    "granian_log_config",
+    "key_families",
+    "load_storage",
+]

@@ -42,6 +42,8 @@ from gateway.web.demo import demo_page
 from gateway.web.errors import exception_handlers, json_not_found
 from gateway.web.front_door import FrontDoor
 from gateway.web.json_body import JSONRequest
+from gateway.web.log_format import formatter_for
+from gateway.web.metrics import metrics_endpoint
 from gateway.web.response_headers import wrap_own_answers
 from gateway.web.runtime import Runtime, runtime_of
 from gateway.web.storage import StorageController
@@ -160,6 +162,7 @@ def _routes(settings: Settings, mounts: dict[str, PostgrestMount]) -> list[Contr
         health.readyz,
         key_routes.jwks,
         key_routes.openid_configuration,
+        metrics_endpoint,
         auth,
         *postgrest,
     ]
@@ -231,9 +234,9 @@ def create_app_from_env() -> FrontDoor:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    """GATEWAY_LOG_LEVEL and GATEWAY_LOG_FORMAT (text, or one JSON object per line)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter_for(settings.log_format))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
     # Alembic narrates every migration context it opens (readiness checks open one).
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -45,7 +45,9 @@ def error_response(
     )
 
 
-def _gateway_error(_: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, str]]:
+def _gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[dict[str, str]]:
+    # For the request log, which counts sign-in outcomes by code (gateway/web/observed.py).
+    request.scope.setdefault("state", {})["error_code"] = exc.code
     headers = getattr(exc, "headers", None)
     return error_response(exc.status, exc.code, exc.message, headers)
 

@@ -41,7 +41,7 @@ class FrontDoor:
         cors = cors_middleware(settings)
         mounts = {**(more_mounts or {}), settings.proxy_prefix: mount}
         self._proxies: dict[str, ASGIApp] = {
-            prefix: RequestLog(cors(each)) for prefix, each in mounts.items()
+            prefix: RequestLog(cors(each), group="rest") for prefix, each in mounts.items()
         }
         self._prefixes = tuple(self._proxies)
 

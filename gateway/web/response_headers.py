@@ -88,5 +88,6 @@ def wrap_own_answers(
 ) -> ASGIApp:
     """The application's whole handler, with the request log and the headers around it."""
     return RequestLog(
-        OwnAnswerHeaders(handler, proxy_prefixes=proxy_prefixes, page_policies=page_policies)
+        OwnAnswerHeaders(handler, proxy_prefixes=proxy_prefixes, page_policies=page_policies),
+        proxy_prefixes=proxy_prefixes,
     )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.accounts import PasswordHashing
 from gateway.errors import StoreUnavailable
 from gateway.mail import Mailer, Outbox
+from gateway.metrics import metrics
 from gateway.proxy import MountDependencies, VerifiedTokens, make_client_session
 from gateway.revocation import Revocations
 from gateway.sessions import PasswordCheck, TokenIssuer
@@ -67,7 +68,10 @@ class Runtime:
         # made with today's parameters, it can never match a password anyone knows.
         dummy_hash = await passwords.hash(secrets.token_urlsafe(32))
         store = make_sessionmaker(engine)
-        revocations = Revocations(settings, store)
+        # Until its first read, a feed's lag counts from its start (a store down at start-up
+        # shows as a growing lag, not as no value).
+        metrics().feed_read()
+        revocations = Revocations(settings, store, on_read=metrics().feed_read)
         await revocations.start()
         http = make_client_session(settings)
         return cls(
