@@ -177,7 +177,8 @@ def unknown_gateway_variables(documents: list[Document], text: str) -> list[str]
 
 
 def hardening_problems(workload: Document) -> list[str]:
-    """Containers that could run as root, write their root filesystem or gain privileges."""
+    """Containers that could run as root, write their root filesystem or gain privileges, and
+    volumes other than scratch space (no hostPath, no claim: nothing shared on disk)."""
     pod = pod_spec(workload).get("securityContext", {})
     problems = []
     for item in containers(workload):
@@ -195,6 +196,14 @@ def hardening_problems(workload: Document) -> list[str]:
             problems.append(f"{name}: capabilities are not exactly drop ALL")
         if own.get("privileged"):
             problems.append(f"{name}: privileged")
+    for volume in pod_spec(workload).get("volumes", []):
+        if set(volume) != {"name", "emptyDir"}:
+            problems.append(
+                f"{workload['metadata']['name']}: volume {volume['name']} is no emptyDir"
+            )
+    spec = pod_spec(workload)
+    if any(spec.get(field) for field in ("hostNetwork", "hostPID", "hostIPC")):
+        problems.append(f"{workload['metadata']['name']}: shares a host namespace")
     return problems
 
 
@@ -402,8 +411,12 @@ def test_the_job_and_every_replica_share_one_store_and_one_keystore() -> None:
     assert all(sources(job)[name] == sources(gateway)[name] is not None for name in shared)
     assert gateway_env()["GATEWAY_KEYSTORE"] == "database"
     assert gateway_env()["GATEWAY_LOG_FORMAT"] == "json"
-    assert "volumes" not in pod_spec(the("Deployment", "gateway"))
-    assert "volumeMounts" not in gateway
+    # No keys volume, nothing shared on disk: only a scratch /tmp (the metrics files).
+    assert pod_spec(the("Deployment", "gateway"))["volumes"] == [
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "32Mi"}}
+    ]
+    assert gateway["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert "volumes" not in pod_spec(the("Job", "gateway-migrate"))
 
 
 def test_the_probes_ask_routes_the_gateway_serves_on_its_port() -> None:
@@ -571,6 +584,9 @@ def test_a_container_that_may_write_its_root_or_run_as_root_is_named() -> None:
     def loosen(deployment: Document) -> None:
         deployment["spec"]["template"]["spec"]["securityContext"] = {}
         del container(deployment, "gateway")["securityContext"]["readOnlyRootFilesystem"]
+        deployment["spec"]["template"]["spec"]["volumes"].append(
+            {"name": "keys", "hostPath": {"path": "/keys"}}
+        )
 
     problems = hardening_problems(the("Deployment", "gateway", broken_gateway(loosen)))
 
@@ -578,6 +594,7 @@ def test_a_container_that_may_write_its_root_or_run_as_root_is_named() -> None:
         "gateway/gateway: runAsNonRoot is not true",
         "gateway/gateway: no non-zero runAsUser",
         "gateway/gateway: readOnlyRootFilesystem is not true",
+        "gateway: volume keys is no emptyDir",
     ]
 
 
