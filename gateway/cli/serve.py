@@ -10,8 +10,9 @@ from granian.constants import Interfaces, Loops, RuntimeModes
 from granian.log import LogLevels
 
 from gateway.cli._base import cli, settings
+from gateway.cli.keys import after_key_change
 from gateway.store import open_store
-from gateway.tokens import ensure_keystore
+from gateway.tokens import ensure_keystore, in_database
 from gateway.web import load_storage
 
 
@@ -32,7 +33,9 @@ def serve() -> None:
 
     asyncio.run(prepare())
     if ensure_keystore(config):
-        click.echo(f"gateway: created a new keystore in {config.keys_dir}", err=True)
+        where = "the store" if in_database(config) else config.keys_dir
+        click.echo(f"gateway: created a new keystore in {where}", err=True)
+        after_key_change(config)
     click.echo(
         f"gateway: serving on http://{config.host}:{config.port} "
         f"({config.workers} worker{'s' if config.workers > 1 else ''})",
