@@ -311,13 +311,20 @@ def _manifest_of(rows: list[SigningKey]) -> Manifest:
                 activated_at=row.activated_at,
                 retired_at=row.retired_at,
             ).to_json()
-            for row in rows
+            for row in sorted(rows, key=_newest_retired_first)
         ],
     }
     try:
         return Manifest.parse(json.dumps(document).encode("utf-8"))
     except ValueError as exc:
         raise KeystoreCorrupt(f"the store's signing_keys are invalid: {exc}") from None
+
+
+def _newest_retired_first(row: SigningKey) -> tuple[float, float, str]:
+    """The order the directory's manifest keeps retiring keys in (the latest retired first);
+    ``Manifest.parse`` then puts current and next ahead, keeping this order among the rest."""
+    retired = row.retired_at.timestamp() if row.retired_at else float("inf")
+    return (-retired, -row.created_at.timestamp(), row.kid)
 
 
 def _opened(kek: _sealing.Kek, manifest: Manifest, rows: list[SigningKey]) -> Keystore:
