@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ from gateway.tokens import (
 from tests.conftest import dump_store, settings_from
 from tests.support.cli import cli_command, cli_environment, cli_stdout, run_cli
 from tests.support.server import run_gateway
+from tests.support.waiting import wait_for_async
 
 PASSPHRASE = "correct horse battery staple"
 PICKUP_DEADLINE_SECONDS = 2.0
@@ -326,13 +328,7 @@ def test_migrate_in_process_returns_what_it_copied(db_env: dict[str, str], tmp_p
 
 
 async def wait_for_current_kid(holder: KeyRingHolder, kid: str) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PICKUP_DEADLINE_SECONDS
-    while loop.time() < deadline:
-        if holder.ring.current_kid == kid:
-            return True
-        await asyncio.sleep(0.05)
-    return holder.ring.current_kid == kid
+    return await wait_for_async(lambda: holder.ring.current_kid == kid, PICKUP_DEADLINE_SECONDS)
 
 
 async def test_a_running_holder_picks_up_a_rotation_made_by_another_process(
@@ -477,3 +473,39 @@ def test_gateway_serve_with_a_wrong_passphrase_is_refused_in_one_line(
     assert result.returncode == 1
     assert "encrypted with another passphrase" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+async def test_a_holder_keeps_its_ring_while_the_store_cannot_be_read_and_logs_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = "keystore_outage"
+    env = {
+        "GATEWAY_DATABASE_URL": postgres_url.replace("postgresql://", "postgresql+asyncpg://"),
+        "GATEWAY_DATABASE_SCHEMA": schema,
+        "GATEWAY_KEYSTORE": "database",
+        "GATEWAY_KEYS_PASSPHRASE": PASSPHRASE,
+    }
+    settings = settings_from(env)
+    await migrate_store(settings)
+    await asyncio.to_thread(ensure_keystore, settings)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        async with KeyRingHolder(settings) as holder:
+            before = holder.ring
+            await admin.execute(f"ALTER TABLE {schema}.keystore_state RENAME TO away")
+            with caplog.at_level(logging.WARNING, logger="gateway.tokens.watcher"):
+                results = [await holder.refresh() for _ in range(3)]
+            await admin.execute(f"ALTER TABLE {schema}.away RENAME TO keystore_state")
+            await asyncio.to_thread(rotate_keys, settings, force=True)
+            recovered = await holder.refresh()
+
+        assert results == [False, False, False]
+        warnings = [r for r in caplog.records if "keeping the previous" in r.getMessage()]
+        assert len(warnings) == 1
+        assert "the store cannot be read" in warnings[0].getMessage()
+        assert recovered
+        assert holder.ring is not before
+        assert before.current_kid in holder.ring.kids
+    finally:
+        await admin.close()
