@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     keys_dir: str = "./keys"
     signing_alg: Literal["ES256", "EdDSA", "RS256"] = "ES256"
     keys_passphrase: SecretStr | None = None
+    # Read once at start-up into keys_passphrase (its trailing newline stripped).
+    keys_passphrase_file: str | None = None
+    # Where the signing keys live: keys_dir, or the store (docs/keys.md, "Keys in the database").
+    keystore: Literal["directory", "database"] = "directory"
     postgrest_notify_url: str | None = Field(default=None, repr=False)
     audience: str | None = None
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
@@ -404,6 +408,26 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _passphrase_from_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("keys_passphrase_file") is None:
+            return data
+        if data.get("keys_passphrase") is not None:
+            raise ValueError(
+                "set GATEWAY_KEYS_PASSPHRASE or GATEWAY_KEYS_PASSPHRASE_FILE, not both"
+            )
+        return {**data, "keys_passphrase": _read_passphrase(str(data["keys_passphrase_file"]))}
+
+    @model_validator(mode="after")
+    def _database_keystore_is_encrypted(self) -> Settings:
+        if self.keystore == "database" and not self.keys_passphrase_value:
+            raise ValueError(
+                "GATEWAY_KEYSTORE=database needs GATEWAY_KEYS_PASSPHRASE or "
+                "GATEWAY_KEYS_PASSPHRASE_FILE: private keys in the store are always encrypted"
+            )
+        return self
+
     @model_validator(mode="after")
     def _authenticated_role_is_allowed(self) -> Settings:
         if self.authenticated_role not in self.allowed_roles:
@@ -435,6 +459,13 @@ class Settings(BaseSettings):
         return parse_smtp_url(self.smtp_url.get_secret_value())
 
     @property
+    def keys_passphrase_value(self) -> str | None:
+        """The passphrase (from GATEWAY_KEYS_PASSPHRASE or its file), None when unset or empty."""
+        if self.keys_passphrase is None:
+            return None
+        return self.keys_passphrase.get_secret_value() or None
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -444,6 +475,23 @@ class Settings(BaseSettings):
         if self.postgrest_notify_url:
             return self.postgrest_notify_url
         return None if self.is_sqlite else self.database_url
+
+
+def _read_passphrase(path: str) -> SecretStr:
+    """The file's text without its trailing newline; the message never holds the content."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(
+            f"GATEWAY_KEYS_PASSPHRASE_FILE {path!r} cannot be read: "
+            f"{exc.strerror or type(exc).__name__}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"GATEWAY_KEYS_PASSPHRASE_FILE {path!r} is not UTF-8 text") from None
+    value = text.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise ValueError(f"GATEWAY_KEYS_PASSPHRASE_FILE {path!r} is empty")
+    return SecretStr(value)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -11,7 +11,7 @@ import click
 
 from gateway.cli._base import cli, emit, json_option, settings
 from gateway.errors import GatewayError
-from gateway.postgrest import notify_postgrest
+from gateway.postgrest import notify_postgrest, publish_jwks
 from gateway.settings import Settings
 from gateway.tokens import (
     JWKS_NAME,
@@ -19,9 +19,11 @@ from gateway.tokens import (
     ensure_keystore,
     export_jwks,
     format_time,
+    in_database,
     keys_directory,
     load_keyring,
     load_keystore,
+    migrate_to_database,
     prune_keys,
     read_manifest,
     render_jwks,
@@ -32,7 +34,7 @@ from gateway.tokens import (
 
 @cli.group()
 def keys() -> None:
-    """Signing keys: GATEWAY_KEYS_DIR holds them, its jwks.json is what PostgREST reads."""
+    """Signing keys: GATEWAY_KEYS_DIR holds them (or the store: GATEWAY_KEYSTORE=database)."""
 
 
 @keys.command("init")
@@ -42,21 +44,22 @@ def init(as_json: bool) -> None:
     config = settings()
     created = ensure_keystore(config)
     manifest = read_manifest(config)
-    notified = _tell_postgrest(config) if created else False
-    directory = keys_directory(config)
+    notified = after_key_change(config) if created else False
+    where = "the store" if in_database(config) else str(keys_directory(config))
     emit(
         {
             "created": created,
-            "keys_dir": str(directory),
+            "keystore": config.keystore,
+            "keys_dir": None if in_database(config) else where,
             "current": manifest.current.kid,
             "next": manifest.next.kid,
             "notified": notified,
         },
         as_json=as_json,
         text=(
-            f"created a keystore in {directory}: current key {manifest.current.kid}"
+            f"created a keystore in {where}: current key {manifest.current.kid}"
             if created
-            else f"a keystore already exists in {directory}; left unchanged"
+            else f"a keystore already exists in {where}; left unchanged"
         ),
     )
 
@@ -97,7 +100,7 @@ def rotate(force: bool, as_json: bool) -> None:
     """Promote next → current, current → retiring, create a new next key; tell PostgREST."""
     config = settings()
     manifest = rotate_keys(config, force=force)
-    notified = _tell_postgrest(config)
+    notified = after_key_change(config)
     emit(
         {
             "current": manifest.current.kid,
@@ -117,7 +120,7 @@ def prune(force: bool, as_json: bool) -> None:
     """Drop retiring keys older than the longest access-token lifetime."""
     config = settings()
     dropped = prune_keys(config, force=force)
-    notified = _tell_postgrest(config) if dropped else False
+    notified = after_key_change(config) if dropped else False
     emit(
         {"pruned": [record.kid for record in dropped], "notified": notified},
         as_json=as_json,
@@ -148,15 +151,97 @@ def anon_key(as_json: bool) -> None:
 @keys.command("export-jwks")
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def export(path: Path | None) -> None:
-    """Write the public JWKS to PATH (default: jwks.json in GATEWAY_KEYS_DIR; '-': stdout)."""
+    """Write the public JWKS to PATH (default: jwks.json in GATEWAY_KEYS_DIR; '-': stdout).
+
+    With GATEWAY_KEYSTORE=database there is no default: PATH is required.
+    """
     config = settings()
     if path == Path("-"):
         sys.stdout.buffer.write(render_jwks(load_keystore(config).jwks()))
         return
     written = export_jwks(config, path)
-    if written == keys_directory(config) / JWKS_NAME:
-        _tell_postgrest(config)  # the file PostgREST reads was rewritten
+    if not in_database(config) and written == keys_directory(config) / JWKS_NAME:
+        after_key_change(config)  # the file PostgREST reads was rewritten
     click.echo(f"wrote the public JWKS to {written}")
+
+
+@keys.command("migrate")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["database"]),
+    required=True,
+    help="Where the keys go: the store (then set GATEWAY_KEYSTORE=database).",
+)
+@json_option
+def migrate(target: str, as_json: bool) -> None:
+    """Copy the keystore of GATEWAY_KEYS_DIR into the store, in one transaction.
+
+    Same kids, states and times, the private keys sealed under GATEWAY_KEYS_PASSPHRASE: tokens
+    already issued keep verifying, and a replica switched to GATEWAY_KEYSTORE=database signs
+    with the same current key. Running it again is harmless; a store that holds another
+    keystore is refused. The keys directory is left as it was.
+    """
+    config = settings()
+    directory = keys_directory(config)
+    if not as_json:
+        click.echo(f"gateway: copying the keystore of {directory} into the store", err=True)
+    source, copied = migrate_to_database(config)
+    notified = after_key_change(config) if copied else False
+    manifest = source.manifest
+    emit(
+        {
+            "copied": copied,
+            "to": target,
+            "keys": [record.to_json() for record in manifest.keys],
+            "current": manifest.current.kid,
+            "notified": notified,
+        },
+        as_json=as_json,
+        text=(
+            f"copied {len(manifest.keys)} keys into the store (current key "
+            f"{manifest.current.kid}); now set GATEWAY_KEYSTORE=database on every replica"
+            if copied
+            else f"the store already holds these {len(manifest.keys)} keys (current key "
+            f"{manifest.current.kid}); nothing to copy"
+        ),
+    )
+
+
+def after_key_change(config: Settings) -> bool:
+    """:func:`_after_key_change` with the keystore's JWKS as it now is."""
+    return _after_key_change(config, render_jwks(load_keystore(config).jwks()))
+
+
+def _after_key_change(config: Settings, jwks_document: bytes) -> bool:
+    """What follows every key change (init or start-up that made keys, rotate, prune,
+    migrate, a rewritten jwks.json), for both keystores: the one place to add a step, such as
+    publishing ``jwks_document`` (the public JWKS after the change) where verifiers read it.
+
+    Returns:
+        True when PostgREST was told to reload.
+    """
+    if _publish(config, jwks_document):
+        return True  # auth.publish_jwks sent NOTIFY pgrst in the same transaction
+    return _tell_postgrest(config)
+
+
+def _publish(config: Settings, jwks_document: bytes) -> bool:
+    """Store the JWKS where PostgREST reads it, when `bootstrap --jwks-in-database` set that
+    up; a failure is a warning, as for the notification below.
+
+    The key that signs after a rotation was published as the next key by the change before,
+    so a failed publication leaves tokens verifiable; `gateway doctor` shows the difference.
+    """
+    try:
+        return asyncio.run(publish_jwks(config, jwks_document))
+    except GatewayError as exc:
+        click.echo(
+            f"gateway: warning: the keys changed but PostgREST's copy of the JWKS was not "
+            f"updated: {exc.message} (run `gateway postgrest bootstrap --jwks-in-database`)",
+            err=True,
+        )
+        return False
 
 
 def _tell_postgrest(config: Settings) -> bool:

@@ -15,10 +15,11 @@ from granian.constants import Interfaces, Loops, RuntimeModes
 from granian.log import LogLevels
 
 from gateway.cli._base import cli, fail, settings
+from gateway.cli.keys import after_key_change
 from gateway.metrics import MULTIPROC_ENV, MetricsListener, fresh_multiprocess_dir
 from gateway.settings import Settings
 from gateway.store import open_store
-from gateway.tokens import ensure_keystore
+from gateway.tokens import ensure_keystore, in_database
 from gateway.web import configure_logging, granian_log_config, key_families, load_storage
 
 logger = logging.getLogger("gateway.serve")
@@ -42,7 +43,9 @@ def serve() -> None:
     asyncio.run(prepare())
     configure_logging(config)
     if ensure_keystore(config):
-        _say(config, f"gateway: created a new keystore in {config.keys_dir}")
+        where = "the store" if in_database(config) else config.keys_dir
+        _say(config, f"gateway: created a new keystore in {where}")
+        after_key_change(config)
     _say(
         config,
         f"gateway: serving on http://{config.host}:{config.port} "

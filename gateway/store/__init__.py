@@ -8,11 +8,13 @@ from gateway.store.ids import ID_MAX, fresh_id
 from gateway.store.lifecycle import describe_url, migrate_store, open_store, ping_store
 from gateway.store.migrate import is_up_to_date
 from gateway.store.models import (
+    KEY_STATES,
     LINK_PURPOSES,
     ORG_ROLES,
     USER_STATUSES,
     AdminKey,
     AuthEvent,
+    KeystoreState,
     LinkToken,
     LoginKnownAddress,
     LoginThrottle,
@@ -21,6 +23,7 @@ from gateway.store.models import (
     RefreshToken,
     ServerSecret,
     Session,
+    SigningKey,
     User,
     UTCDateTime,
     utcnow,
@@ -28,11 +31,13 @@ from gateway.store.models import (
 
 __all__ = [
     "ID_MAX",
+    "KEY_STATES",
     "LINK_PURPOSES",
     "ORG_ROLES",
     "USER_STATUSES",
     "AdminKey",
     "AuthEvent",
+    "KeystoreState",
     "LinkToken",
     "LoginKnownAddress",
     "LoginThrottle",
@@ -41,6 +46,7 @@ __all__ = [
     "RefreshToken",
     "ServerSecret",
     "Session",
+    "SigningKey",
     "UTCDateTime",
     "User",
     "asyncpg_dsn",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -23,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 USER_STATUSES = ("active", "suspended")
 ORG_ROLES = ("org_admin", "org_client")
 LINK_PURPOSES = ("verify_email", "password_reset", "invitation")
+KEY_STATES = ("next", "current", "retiring")
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 AutoIncrementId = BigInteger().with_variant(Integer(), "sqlite")
@@ -277,3 +279,43 @@ class ServerSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KeystoreState(Base):
+    """The database keystore's one row (``id`` 1, made by the migration).
+
+    ``version`` grows with every key change, so a replica knows with one cheap read whether its
+    keys are stale; a change locks this row first, which serialises changes between hosts.
+    ``kek_salt`` is the keystore's scrypt salt and ``kek_check`` an AES-GCM seal of nothing
+    under the key it derives, which tells a wrong passphrase from a damaged key; both are NULL
+    until the first key is made (gateway/tokens/_database.py).
+    """
+
+    __tablename__ = "keystore_state"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    kdf: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kek_salt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    kek_check: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SigningKey(Base):
+    """A signing key of the database keystore: its manifest entry and its sealed private key.
+
+    ``sealed`` is the PKCS#8 DER private key under AES-256-GCM (12-byte nonce, then ciphertext
+    and tag) with the kid and alg as associated data: moved to another row it fails to open.
+    """
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (CheckConstraint(_in("state", KEY_STATES), name="state"),)
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)

@@ -48,9 +48,12 @@ class StoredKey:
 
 @dataclass(frozen=True, slots=True)
 class Keystore:
-    """A loaded keystore: the manifest and its keys, in manifest order (current, next, retiring)."""
+    """A loaded keystore: the manifest and its keys, in manifest order (current, next, retiring).
 
-    directory: Path
+    ``directory`` is the keys directory it was read from; None for the database keystore.
+    """
+
+    directory: Path | None
     manifest: Manifest
     keys: tuple[StoredKey, ...]
 

@@ -45,6 +45,7 @@ def commit(
     then signed tokens that no verifier of ``jwks.json`` knew.
     """
     directory = store.directory
+    assert directory is not None, "the database keystore is written by _database"
     if previous is not None:
         _repair_stale_jwks(directory, previous)
     written = _write_key_files(directory, new_keys, passphrase)
@@ -97,6 +98,7 @@ def _write_key_files(
 
 def _write_manifest(store: Keystore, written: list[Path]) -> bool:
     """Replace the manifest, the commit point; False when its directory could not be synced."""
+    assert store.directory is not None
     manifest_path = store.directory / MANIFEST_NAME
     try:
         write_atomic(manifest_path, store.manifest.render(), mode=PUBLIC_MODE)
@@ -111,6 +113,7 @@ def _write_manifest(store: Keystore, written: list[Path]) -> bool:
 
 
 def _write_jwks(store: Keystore) -> None:
+    assert store.directory is not None
     jwks_path = store.directory / JWKS_NAME
     try:
         write_atomic(jwks_path, render_jwks(store.jwks()), mode=PUBLIC_MODE)

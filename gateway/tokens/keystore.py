@@ -1,4 +1,12 @@
-"""The keystore in ``keys_dir``: loading, creating, rotating and pruning signing keys.
+"""The keystore: loading, creating, rotating and pruning signing keys, wherever they live.
+
+Every function here is the one way in for the CLI and the runtime; with
+``GATEWAY_KEYSTORE=database`` each runs its database variant (``_database``: one store
+transaction per change) and otherwise works on the directory ``keys_dir`` described below.
+The database variants are async; these run them with :func:`asyncio.run`, so call them from a
+thread (``asyncio.to_thread``) when an event loop is running.
+
+The directory keystore:
 
 Layout: ``<kid>.pem`` per private key (PKCS#8, mode 0600), ``manifest.json`` (the source of
 truth) and ``jwks.json`` (the public keys PostgREST reads). A change writes the new key file
@@ -8,20 +16,24 @@ of these writes leaves a keystore that loads and still verifies every token alre
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.settings import Settings
-from gateway.tokens import _lock, _reading, _writing
+from gateway.tokens import _database, _lifecycle, _lock, _reading, _writing
 from gateway.tokens._layout import DIRECTORY_MODE, JWKS_NAME, MANIFEST_NAME
+from gateway.tokens._lifecycle import NEXT_KEY_MIN_AGE_FACTOR, PRUNE_MARGIN
 from gateway.tokens._stored import Keystore, StoredKey
 from gateway.tokens.errors import (
     KeystoreCorrupt,
+    KeystoreMissing,
     KeystoreUnwritable,
-    RotationRefused,
     describe_os_error,
 )
 from gateway.tokens.jwks import render_jwks
@@ -36,8 +48,10 @@ __all__ = [
     "StoredKey",
     "ensure_keystore",
     "export_jwks",
+    "in_database",
     "keys_directory",
     "load_keystore",
+    "migrate_to_database",
     "prune_keys",
     "read_manifest",
     "rotate_keys",
@@ -45,14 +59,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: A token is accepted up to 30 s past its ``exp`` (PostgREST's clock-skew leeway, which
-#: ``verify_access_token`` shares), so a retiring key is kept that much longer than the token
-#: lifetime. The same margin covers a worker that keeps signing with the old key until its
-#: watcher notices the rotation (at most a second or two).
-PRUNE_MARGIN: Final = timedelta(seconds=30)
+T = TypeVar("T")
 
-#: A next key must have been published this many JWKS max-ages before it may sign.
-NEXT_KEY_MIN_AGE_FACTOR = 2
+
+def in_database(settings: Settings) -> bool:
+    """True when the keys live in the store (``GATEWAY_KEYSTORE=database``)."""
+    return settings.keystore == "database"
+
+
+def _in_store(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    return asyncio.run(_database.in_store(settings, work))
 
 
 def keys_directory(settings: Settings) -> Path:
@@ -65,6 +81,8 @@ def read_manifest(settings: Settings) -> Manifest:
     Raises:
         KeystoreError: the keystore is missing, unreadable or corrupt.
     """
+    if in_database(settings):
+        return _in_store(settings, _database.read_manifest)
     return _reading.read_manifest(keys_directory(settings))
 
 
@@ -75,6 +93,8 @@ def load_keystore(settings: Settings) -> Keystore:
         KeystoreError: the keystore is missing, unreadable or corrupt, or a key cannot be
             decrypted.
     """
+    if in_database(settings):
+        return _in_store(settings, lambda db: _database.load(db, settings))
     return _reading.load(keys_directory(settings), settings.keys_passphrase)
 
 
@@ -90,6 +110,8 @@ def ensure_keystore(settings: Settings, *, now: datetime | None = None) -> bool:
     Raises:
         KeystoreError: the keystore cannot be created, read or repaired.
     """
+    if in_database(settings):
+        return _in_store(settings, lambda db: _database.ensure(db, settings, now=now))
     directory = keys_directory(settings)
     if (directory / MANIFEST_NAME).exists():
         store = _reading.load(directory, settings.keys_passphrase)
@@ -113,12 +135,7 @@ def ensure_keystore(settings: Settings, *, now: datetime | None = None) -> bool:
                 f"{directory} has {JWKS_NAME} but no {MANIFEST_NAME}: restore {MANIFEST_NAME} "
                 "from a backup, or move the directory away to start a new keystore"
             )
-        moment = _moment(now)
-        first = StoredKey.generate(settings.signing_alg, now=moment)
-        current = StoredKey.of(
-            replace(first.record, state="current", activated_at=moment), first.private_key
-        )
-        upcoming = StoredKey.generate(settings.signing_alg, now=moment)
+        current, upcoming = _lifecycle.first_keys(settings.signing_alg, now=_moment(now))
         store = Keystore(
             directory, Manifest.new(current.record, upcoming.record), (current, upcoming)
         )
@@ -149,30 +166,19 @@ def rotate_keys(
             tokens.
         KeystoreError: the keystore cannot be read or written; it is then unchanged.
     """
+    if in_database(settings):
+        return _in_store(settings, lambda db: _database.rotate(db, settings, force=force, now=now))
     directory = _existing(keys_directory(settings))
     with _lock.exclusive(directory):
         # Read the clock under the lock: a moment taken before waiting for another rotation
         # would be older than the next key that rotation creates, and refuse this one.
         moment = _moment(now)
         store = _reading.load(directory, settings.keys_passphrase)
-        upcoming = store.manifest.next
-        age = moment - upcoming.created_at
-        # Twice the cache lifetime: a verifier that fetched the JWKS just before the next key
-        # appeared still has a stale copy for up to one max-age; the second is the margin that
-        # keeps the advertised max-age "well under" the wait.
-        wait = timedelta(seconds=NEXT_KEY_MIN_AGE_FACTOR * settings.jwks_max_age) - age
-        if not force and wait > timedelta(0):
-            raise RotationRefused(
-                f"the next key {upcoming.kid} was created {_seconds(age)} s ago and verifiers "
-                f"may cache the JWKS for {settings.jwks_max_age} s (GATEWAY_JWKS_MAX_AGE; a next "
-                f"key waits {NEXT_KEY_MIN_AGE_FACTOR}x that): "
-                f"rotate again in {_seconds(wait)} s, or use --force once every verifier has "
-                "reloaded the JWKS"
-            )
+        _lifecycle.check_rotation(
+            store.manifest, now=moment, jwks_max_age=settings.jwks_max_age, force=force
+        )
         fresh = StoredKey.generate(settings.signing_alg, now=moment)
-        manifest = store.manifest.rotated(fresh.record, now=moment)
-        private_keys = {key.kid: key.private_key for key in (*store.keys, fresh)}
-        keys = tuple(StoredKey.of(record, private_keys[record.kid]) for record in manifest.keys)
+        manifest, keys = _lifecycle.rotated(store.manifest, store.keys, fresh, now=moment)
         _writing.commit(
             Keystore(directory, manifest, keys),
             passphrase=settings.keys_passphrase,
@@ -202,15 +208,14 @@ def prune_keys(
     Raises:
         KeystoreError: the keystore cannot be read or written; it is then unchanged.
     """
+    if in_database(settings):
+        return _in_store(settings, lambda db: _database.prune(db, settings, force=force, now=now))
     directory = _existing(keys_directory(settings))
-    keep_for = timedelta(seconds=settings.access_token_ttl) + PRUNE_MARGIN
     with _lock.exclusive(directory):
         moment = _moment(now)  # under the lock, as in rotate_keys
         store = _reading.load(directory, settings.keys_passphrase)
-        dropped = tuple(
-            key
-            for key in store.manifest.retiring
-            if force or (key.retired_at is not None and key.retired_at + keep_for <= moment)
+        dropped = _lifecycle.due_for_pruning(
+            store.manifest, now=moment, access_token_ttl=settings.access_token_ttl, force=force
         )
         if not dropped:
             return ()
@@ -224,9 +229,19 @@ def prune_keys(
 def export_jwks(settings: Settings, path: Path | None = None) -> Path:
     """Write the public JWKS to ``path`` (default ``<keys_dir>/jwks.json``) and return the path.
 
+    The database keystore keeps no ``jwks.json``: it writes a copy to ``path``, which it needs.
+
     Raises:
         KeystoreError: the keystore cannot be read, or the file cannot be written.
     """
+    if in_database(settings):
+        if path is None:
+            raise KeystoreMissing(
+                "GATEWAY_KEYSTORE=database keeps no jwks.json: give the file to write "
+                "(`gateway keys export-jwks PATH`, or '-' for standard output)"
+            )
+        _writing.write_jwks_copy(path, render_jwks(load_keystore(settings).jwks()))
+        return path
     directory = _existing(keys_directory(settings))
     default = directory / JWKS_NAME
     if path is None or path.resolve() == default.resolve():
@@ -240,6 +255,25 @@ def export_jwks(settings: Settings, path: Path | None = None) -> Path:
     return path
 
 
+def migrate_to_database(settings: Settings) -> tuple[Keystore, bool]:
+    """Copy the directory keystore of ``keys_dir`` into the store, in one transaction.
+
+    Same kids, states and times; each private key is sealed under the passphrase's KEK.
+
+    Returns:
+        The keystore copied, and True when it was copied (False: the store already held
+        exactly these keys, and nothing changed).
+
+    Raises:
+        KeystoreError: the directory keystore cannot be read, no passphrase is set, or the
+            store holds another keystore.
+    """
+    _database.passphrase_of(settings)  # before anything is read
+    source = _reading.load(keys_directory(settings), settings.keys_passphrase)
+    copied = _in_store(settings, lambda db: _database.copy_in(db, settings, source))
+    return source, copied
+
+
 def _existing(directory: Path) -> Path:
     """``directory`` when it holds a manifest; checked before locking, as taking the lock
     would create the directory."""
@@ -248,11 +282,4 @@ def _existing(directory: Path) -> Path:
     return directory
 
 
-def _moment(now: datetime | None) -> datetime:
-    # The manifest keeps whole seconds; truncating here keeps a written manifest equal to the
-    # one read back.
-    return (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-
-
-def _seconds(delta: timedelta) -> int:
-    return max(0, round(delta.total_seconds()))
+_moment = _lifecycle.moment

@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from typing import Final
+from collections.abc import Hashable
 
 from gateway.settings import Settings
+from gateway.tokens._sources import (
+    LISTEN_POLL_SECONDS,
+    POLL_INTERVAL_SECONDS,
+    DatabaseSource,
+    DirectorySource,
+    KeySource,
+)
 from gateway.tokens.errors import KeystoreError
-from gateway.tokens.keystore import MANIFEST_NAME, keys_directory
-from gateway.tokens.signing import KeyRing, load_keyring
+from gateway.tokens.keystore import in_database
+from gateway.tokens.signing import KeyRing
+
+__all__ = ["LISTEN_POLL_SECONDS", "POLL_INTERVAL_SECONDS", "KeyRingHolder"]
 
 logger = logging.getLogger(__name__)
 
-#: How often ``manifest.json`` is looked at: a rotation is picked up within about this long
-#: (plus the time to load the keys), well inside the 2 s the operations guide promises.
-POLL_INTERVAL_SECONDS: Final = 0.5
-
-_FileIdentity = tuple[int, int, int, int]
-
 
 class KeyRingHolder:
-    """Holds the current :class:`KeyRing` and replaces it when ``manifest.json`` changes.
+    """Holds the current :class:`KeyRing` and replaces it when the keystore changes.
 
-    A background task stats the manifest every :data:`POLL_INTERVAL_SECONDS`; when its device,
-    inode, size or mtime differ (every write replaces the file, so the inode always does), the
-    keystore is loaded in a worker thread and the new ring is swapped in. A keystore that cannot
-    be loaded (half-written, unreadable, a key missing) keeps the previous ring in service; the
-    failure is logged once, and the load is retried at every poll until it succeeds.
+    Directory keystore: a background task stats the manifest every
+    :data:`POLL_INTERVAL_SECONDS`; when its device, inode, size or mtime differ (every write
+    replaces the file, so the inode always does), the keystore is loaded in a worker thread and
+    the new ring is swapped in. Database keystore (``GATEWAY_KEYSTORE=database``): the store's
+    keystore version is the identity, read on a NOTIFY (PostgreSQL) and every
+    :data:`LISTEN_POLL_SECONDS` (every :data:`POLL_INTERVAL_SECONDS` on SQLite or while the
+    LISTEN connection is down). A keystore that cannot be loaded (half-written, unreadable, a
+    key missing, the store down) keeps the previous ring in service; the failure is logged
+    once, and the load is retried at every poll until it succeeds.
 
     Use it in an application's lifespan::
 
@@ -42,13 +48,16 @@ class KeyRingHolder:
     or as ``async with KeyRingHolder(settings) as holder: ...``.
     """
 
-    __slots__ = ("_failure", "_identity", "_interval", "_ring", "_settings", "_task")
+    __slots__ = ("_failure", "_identity", "_ring", "_source", "_task")
 
     def __init__(self, settings: Settings, *, interval: float = POLL_INTERVAL_SECONDS) -> None:
-        self._settings = settings
-        self._interval = interval
+        self._source: KeySource = (
+            DatabaseSource(settings, interval)
+            if in_database(settings)
+            else DirectorySource(settings, interval)
+        )
         self._ring: KeyRing | None = None
-        self._identity: _FileIdentity | None = None
+        self._identity: Hashable | None = None
         self._failure: str | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -68,12 +77,18 @@ class KeyRingHolder:
         if self._task is not None:
             raise RuntimeError("KeyRingHolder.start() was already called")
         try:
-            identity: _FileIdentity | None = self._manifest_identity()
-        except OSError:
-            identity = None  # load_keyring below raises the precise KeystoreError
-        self._ring = await asyncio.to_thread(load_keyring, self._settings)
+            identity: Hashable | None = await self._source.identity()
+        except KeystoreError:
+            identity = None  # the load below raises the precise KeystoreError
+        try:
+            self._ring = await self._source.load()
+        except BaseException:
+            await self._source.close()
+            raise
         self._identity = identity
-        self._task = asyncio.create_task(self._watch(), name="gateway-keyring-watcher")
+        self._task = asyncio.create_task(
+            self._source.watch(self._refresh_safely), name="gateway-keyring-watcher"
+        )
 
     async def stop(self) -> None:
         """Stop watching; the last ring stays readable."""
@@ -85,23 +100,25 @@ class KeyRingHolder:
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
+                    await self._source.close()
                     raise  # the caller of stop() is being cancelled: let it be
+            await self._source.close()
 
     async def refresh(self) -> bool:
-        """Check the manifest once and load the keystore if it changed.
+        """Check the keystore's identity once and load the keystore if it changed.
 
         Returns:
             True when a new ring was put in service.
         """
         try:
-            identity = self._manifest_identity()
-        except OSError as exc:
-            self._warn(f"cannot stat {MANIFEST_NAME}: {exc.strerror}")
+            identity = await self._source.identity()
+        except KeystoreError as exc:
+            self._warn(exc.message)
             return False
         if identity == self._identity:
             return False
         try:
-            ring = await asyncio.to_thread(load_keyring, self._settings)
+            ring = await self._source.load()
         except KeystoreError as exc:
             # _identity is left as it was, so the next poll tries again.
             self._warn(exc.message)
@@ -120,19 +137,13 @@ class KeyRingHolder:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.refresh()
-            except Exception:
-                # The watcher must outlive anything a damaged keystore can throw at it: the
-                # gateway keeps serving with the ring it has.
-                logger.exception("unexpected error while reloading the keystore")
-
-    def _manifest_identity(self) -> _FileIdentity:
-        status = os.stat(keys_directory(self._settings) / MANIFEST_NAME)
-        return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    async def _refresh_safely(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:
+            # The watcher must outlive anything a damaged keystore can throw at it: the
+            # gateway keeps serving with the ring it has.
+            logger.exception("unexpected error while reloading the keystore")
 
     def _warn(self, message: str) -> None:
         if message != self._failure:

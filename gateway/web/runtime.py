@@ -54,7 +54,9 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         # No connection to the store is made here: a store that is down at start-up makes
-        # /readyz answer 503 until it comes back, instead of a crash loop.
+        # /readyz answer 503 until it comes back, instead of a crash loop. The one exception is
+        # GATEWAY_KEYSTORE=database: the signing keys are read from the store, and a gateway
+        # without them cannot start.
         mailer = Mailer(settings=settings)
         storage = load_storage(settings)
         engine = make_engine(settings)

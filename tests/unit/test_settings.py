@@ -181,3 +181,77 @@ def test_a_unix_socket_upstream_must_be_an_absolute_path_and_nothing_else(
 
     with pytest.raises(SettingsError, match="GATEWAY_UPSTREAM_URL"):
         load_settings()
+
+
+def test_the_keystore_is_the_directory_by_default() -> None:
+    assert load_settings().keystore == "directory"
+
+
+def test_the_database_keystore_needs_a_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_KEYSTORE", "database")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert "GATEWAY_KEYSTORE=database" in message
+    assert "GATEWAY_KEYS_PASSPHRASE" in message
+    assert "GATEWAY_KEYS_PASSPHRASE_FILE" in message
+    assert "\n" not in message
+
+
+def test_an_empty_passphrase_does_not_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_KEYSTORE", "database")
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE", "")
+
+    with pytest.raises(SettingsError, match="needs GATEWAY_KEYS_PASSPHRASE"):
+        load_settings()
+
+
+def test_an_unknown_keystore_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_KEYSTORE", "redis")
+
+    with pytest.raises(SettingsError, match="GATEWAY_KEYSTORE"):
+        load_settings()
+
+
+def test_the_passphrase_file_is_read_once_without_its_trailing_newline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text("two words\n")
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(secret))
+    monkeypatch.setenv("GATEWAY_KEYSTORE", "database")
+
+    config = load_settings()
+    secret.write_text("changed later\n")
+
+    assert config.keys_passphrase is not None
+    assert config.keys_passphrase.get_secret_value() == "two words"
+    assert "two words" not in repr(config)
+
+
+def test_a_passphrase_and_a_passphrase_file_together_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text("from the file\n")
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(secret))
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE", "from the variable")
+
+    with pytest.raises(SettingsError, match="not both"):
+        load_settings()
+
+
+def test_a_missing_or_empty_passphrase_file_is_refused_without_its_content(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(tmp_path / "absent"))
+    with pytest.raises(SettingsError, match="cannot be read"):
+        load_settings()
+
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(empty))
+    with pytest.raises(SettingsError, match="is empty"):
+        load_settings()

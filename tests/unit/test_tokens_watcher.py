@@ -18,6 +18,7 @@ from gateway.tokens import (
     rotate_keys,
 )
 from tests.support.cli import cli_stdout
+from tests.support.waiting import wait_for_async
 from tests.unit.conftest import make_settings
 
 # A rotation must be in service this soon after the command that made it returns.
@@ -32,13 +33,7 @@ def rotate_in_another_process(settings: Settings) -> str:
 
 
 async def wait_for_current_kid(holder: KeyRingHolder, kid: str) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PICKUP_DEADLINE_SECONDS
-    while loop.time() < deadline:
-        if holder.ring.current_kid == kid:
-            return True
-        await asyncio.sleep(0.05)
-    return holder.ring.current_kid == kid
+    return await wait_for_async(lambda: holder.ring.current_kid == kid, PICKUP_DEADLINE_SECONDS)
 
 
 async def test_watcher_picks_up_a_rotation_made_by_another_process(settings: Settings) -> None:
