@@ -95,8 +95,9 @@ def test_a_key_rotation_under_login_and_proxy_load_fails_no_request(
         load = [pool.submit(client_loop, index) for index in range(CLIENTS)]
         time.sleep(ROTATE_AFTER)
         rotated = run_cli(rotation_env, tmp_path, "keys", "rotate", "--force")
+        rotation_done.set()
         for future in load:
-            future.result(timeout=LOAD_SECONDS + 2 * CLIENT_TIMEOUT)
+            future.result(timeout=LOAD_LIMIT_SECONDS + 2 * CLIENT_TIMEOUT)
 
     assert rotated.returncode == 0, rotated.stderr
     assert "warning" not in rotated.stderr.lower(), rotated.stderr  # PostgREST was notified
