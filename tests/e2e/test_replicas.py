@@ -101,7 +101,7 @@ def names_at(base: str, answer: dict[str, Any]) -> httpx.Response:
 
 def current_kid(replicas: Replicas) -> str:
     listed = json.loads(ok(gateway(replicas.env, "keys", "list", "--json")))
-    return next(key["kid"] for key in listed["keys"] if key["state"] == "current")
+    return str(next(key["kid"] for key in listed["keys"] if key["state"] == "current"))
 
 
 def test_sign_in_on_one_replica_use_through_the_other_and_at_postgrest(
