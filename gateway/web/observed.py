@@ -9,10 +9,12 @@ gateway/sessions counts nothing.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from gateway.metrics import Metrics
+
+if TYPE_CHECKING:
+    from litestar import Request
 
 AuthEvent = Literal["sign_in_succeeded", "sign_in_failed", "locked_out", "refresh_reused"]
 AuthAction = Literal["sign_in", "refresh"]
@@ -26,10 +28,10 @@ _SIGN_IN_REFUSALS: Final = frozenset(
 )
 
 
-def note_auth_action(scope: MutableMapping[str, Any], action: AuthAction) -> None:
+def note_auth_action(request: Request[Any, Any, Any], action: AuthAction) -> None:
     """Called by a handler before it signs in or refreshes, so the request log counts the
     outcome of what was done (e.g. the grant Litestar decoded from the query), not a guess."""
-    scope.setdefault("state", {})[AUTH_ACTION] = action
+    request.scope.setdefault("state", {})[AUTH_ACTION] = action
 
 
 def route_group(path: str, proxy_prefixes: tuple[str, ...] = ()) -> str:

@@ -70,7 +70,7 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, data: JSONBody[LoginRequest]
     ) -> Response[TokenResponse | CookieTokenResponse]:
         """Returns a token pair; with `"cookie": true` the tokens are set as HttpOnly cookies."""
-        note_auth_action(request.scope, "sign_in")
+        note_auth_action(request, "sign_in")
         issued = await login_user(
             store=runtime.store,
             settings=runtime.settings,
@@ -103,7 +103,7 @@ class AuthController(Controller):
         data: JSONBody[RefreshRequest | None] = None,
     ) -> Response[TokenResponse | CookieTokenResponse]:
         """The refresh token in the body, or the refresh cookie (then with X-CSRF-Token)."""
-        note_auth_action(request.scope, "refresh")
+        note_auth_action(request, "refresh")
         token = data.refresh_token if data is not None else None
         via_cookie = token is None
         if via_cookie:
