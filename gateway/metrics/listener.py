@@ -5,8 +5,10 @@ worker through the multiprocess files, and stays up while workers restart. It is
 scraper's network (GATEWAY_METRICS_HOST), so it asks for no token.
 
 What one client can hold is bounded: each connection has ``timeout`` seconds in all, from its
-accept to the end of its answer (a client trickling a byte at a time is cut at the deadline),
-and at most ``max_connections`` are served at once; one more is closed unanswered. Failures are
+accept to the end of its answer (a client trickling a byte at a time is cut at the deadline).
+Connections wait for their request head on the serving thread, without a thread of their own
+(at most ``MAX_WAITING``; one more closes the oldest), and at most ``max_connections`` are
+answered at once, a thread each. Failures are
 logged through :mod:`logging` (so GATEWAY_LOG_FORMAT applies) and answered as JSON. Bound to a
 loopback address, it answers only requests whose ``Host`` names that address or ``localhost``
 (DNS rebinding). A forked child (a Granian worker) closes its copies of the listener's sockets.
@@ -19,13 +21,14 @@ import ipaddress
 import json
 import logging
 import os
+import selectors
 import socket
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterable
-from socketserver import ThreadingMixIn
+from dataclasses import dataclass
 from typing import Any, Final
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
@@ -35,8 +38,10 @@ logger = logging.getLogger("gateway.metrics")
 
 #: Seconds a connection may take in all, from its accept to the end of its answer.
 TIMEOUT: Final = 5.0
-#: Connections served at once; one more is closed unanswered.
+#: Connections answered at once (a thread each); one more with its request head is closed.
 MAX_CONNECTIONS: Final = 8
+#: Connections waiting for their request head (no thread); one more closes the oldest.
+MAX_WAITING: Final = 128
 
 _NOT_FOUND = json.dumps({"code": "not_found", "message": "Not Found."}).encode()
 _NOT_ALLOWED = json.dumps(
@@ -175,42 +180,138 @@ def _answer(
 _servers: weakref.WeakSet[_Server] = weakref.WeakSet()
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    block_on_close = False  # stop() does not wait for slow clients: each has its deadline
+@dataclass(slots=True)
+class _Waiting:
+    """A connection whose request head is still arriving."""
+
+    address: Any
+    deadline: float
+    head: bytes = b""
+
+
+class _Server(WSGIServer):
+    """Connections wait for their request head on the serving thread (a selector: a waiting
+    connection costs a socket and its bytes, no thread); a complete head is answered on a thread
+    of its own, at most ``max_connections`` at once. At most ``MAX_WAITING`` wait: one more
+    closes the oldest. Each connection has ``timeout`` seconds in all from its accept."""
+
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], *, timeout: float, max_connections: int) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.connection_timeout = timeout
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        #: Every open connection (for a forked child to close), and what a handler starts with.
         self.connections: set[socket.socket] = set()
+        self.accepted: dict[socket.socket, _Waiting] = {}
         super().__init__(address, _Handler)
         _servers.add(self)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            logger.debug(
-                "metrics: %s connections served already; one closed", len(self.connections)
-            )
-            self.shutdown_request(request)
-            return
-        self.connections.add(request)
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        waiting: dict[socket.socket, _Waiting] = {}  # oldest first: the same timeout for all
         try:
-            super().process_request(request, client_address)
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                while not self._stopping.is_set():
+                    wait = poll_interval
+                    if waiting:
+                        oldest = next(iter(waiting.values()))
+                        wait = min(wait, max(0.0, oldest.deadline - time.monotonic()))
+                    for key, _ in selector.select(wait):
+                        if key.fileobj is self.socket:
+                            self._accept(selector, waiting)
+                        else:
+                            self._read(selector, waiting, key.fileobj)  # type: ignore[arg-type]
+                    now = time.monotonic()
+                    while waiting and next(iter(waiting.values())).deadline <= now:
+                        self._drop(selector, waiting, next(iter(waiting)))
+                for connection in list(waiting):
+                    self._drop(selector, waiting, connection)
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        self._stopped.wait()
+
+    def _accept(
+        self, selector: selectors.BaseSelector, waiting: dict[socket.socket, _Waiting]
+    ) -> None:
+        try:
+            connection, address = self.socket.accept()
+        except OSError:
+            return
+        if len(waiting) >= MAX_WAITING:
+            self._drop(selector, waiting, next(iter(waiting)))
+        connection.setblocking(False)
+        self.connections.add(connection)
+        waiting[connection] = _Waiting(address, time.monotonic() + self.connection_timeout)
+        selector.register(connection, selectors.EVENT_READ)
+
+    def _read(
+        self,
+        selector: selectors.BaseSelector,
+        waiting: dict[socket.socket, _Waiting],
+        connection: socket.socket,
+    ) -> None:
+        entry = waiting[connection]
+        try:
+            chunk = connection.recv(16384)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(selector, waiting, connection)
+            return
+        entry.head += chunk
+        # A complete head, or one too long for one: the handler answers it (414, 431, 400).
+        if b"\n\r\n" not in entry.head and b"\n\n" not in entry.head and len(entry.head) < 65536:
+            return
+        selector.unregister(connection)
+        del waiting[connection]
+        if not self._slots.acquire(blocking=False):
+            logger.debug("metrics: every connection slot is busy; one closed")
+            self._close(connection)
+            return
+        connection.setblocking(True)
+        self.accepted[connection] = entry
+        try:
+            threading.Thread(
+                target=self._serve, args=(connection, entry.address), daemon=True
+            ).start()
         except BaseException:
-            self._done(request)
+            self.accepted.pop(connection, None)
+            self._slots.release()
+            self._close(connection)
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def _serve(self, connection: socket.socket, address: Any) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(connection, address)
+        except Exception:  # noqa: BLE001 - logged by handle_error
+            self.handle_error(connection, address)
         finally:
-            self._done(request)
+            self.accepted.pop(connection, None)
+            self._slots.release()
+            self.shutdown_request(connection)
+            self.connections.discard(connection)
 
-    def _done(self, request: socket.socket) -> None:
-        self.connections.discard(request)
-        self._slots.release()
+    def _drop(
+        self,
+        selector: selectors.BaseSelector,
+        waiting: dict[socket.socket, _Waiting],
+        connection: socket.socket,
+    ) -> None:
+        selector.unregister(connection)
+        del waiting[connection]
+        self._close(connection)
+
+    def _close(self, connection: socket.socket) -> None:
+        self.connections.discard(connection)
+        connection.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -235,11 +336,13 @@ os.register_at_fork(after_in_child=_close_in_child)
 
 
 class _Deadline(io.RawIOBase):
-    """The connection's socket, each read and write given what is left of its deadline."""
+    """The connection's socket, each read and write given what is left of its deadline; the
+    bytes already read (the request head) are read first."""
 
-    def __init__(self, connection: socket.socket, deadline: float) -> None:
+    def __init__(self, connection: socket.socket, deadline: float, head: bytes) -> None:
         self._connection = connection
         self._deadline = deadline
+        self._head = head
 
     def readable(self) -> bool:
         return True
@@ -248,6 +351,12 @@ class _Deadline(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self._head:
+            view = memoryview(buffer).cast("B")
+            count = min(len(view), len(self._head))
+            view[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
         self._connection.settimeout(self._left())
         return self._connection.recv_into(buffer)
 
@@ -270,7 +379,8 @@ class _Handler(WSGIRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
-        stream = _Deadline(self.connection, time.monotonic() + self.server.connection_timeout)
+        entry = self.server.accepted[self.connection]
+        stream = _Deadline(self.connection, entry.deadline, entry.head)
         self.rfile = io.BufferedReader(stream)
         self.wfile = stream  # type: ignore[assignment]
 
