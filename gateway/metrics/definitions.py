@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 ROUTE_GROUPS: Final = ("auth", "rest", "storage", "health", "other")
 #: The ``method`` label: these, and ``other`` for anything else a client sends.
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The ``status`` label: these codes as themselves (and ``0``, no answer), any other code of
+#: 100-599 as its class (``"2xx"`` ... ``"5xx"``), anything else ``other``: the label's values
+#: are ours to bound, whatever status PostgREST or a proxied upstream answers with.
+STATUSES: Final = frozenset(
+    {0, 200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 406, 409, 413, 415, 416, 421,
+     422, 429, 500, 502, 503, 504}
+)  # fmt: skip
 #: The ``outcome`` label of ``gateway_sign_ins_total``.
 SIGN_IN_OUTCOMES: Final = ("succeeded", "failed", "locked_out")
 
@@ -113,6 +120,15 @@ def _use_the_environments_value_store() -> None:
         values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
+def status_label(status: int) -> str:
+    """The ``status`` label value of an answer's status (see :data:`STATUSES`)."""
+    if status in STATUSES:
+        return str(status)
+    if 100 <= status <= 599:
+        return f"{status // 100}xx"
+    return "other"
+
+
 class RequestCounter:
     """What the request log records per answer: one counter child and one histogram child,
     each looked up once per label combination and kept (``labels()`` takes a lock and builds
@@ -122,15 +138,15 @@ class RequestCounter:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._children: dict[tuple[str, str, int], Counter] = {}
+        self._children: dict[tuple[str, str, str], Counter] = {}
         self._durations = {group: metrics.request_duration.labels(group) for group in ROUTE_GROUPS}
 
     def record(self, group: str, method: str, status: int, seconds: float) -> None:
-        # The method as a label value from a bounded set first: the children's keys are bounded
-        # too, whatever methods clients make up.
-        key = (group, method if method in METHODS else "other", status)
+        # The method and the status as label values from bounded sets first: the children's
+        # keys are bounded too, whatever methods clients make up or statuses upstreams answer.
+        key = (group, method if method in METHODS else "other", status_label(status))
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = self._metrics.requests.labels(*key[:2], str(status))
+            child = self._children[key] = self._metrics.requests.labels(*key)
         child.inc()
         self._durations[group].observe(seconds)

@@ -1,26 +1,37 @@
 """What the request log counts, decided from the route and the answer (pure functions).
 
-The sign-in and refresh outcomes are read at the HTTP edge from the path and the answer's error
-code (``scope["state"]["error_code"]``, set by the error handlers), so the domain logic in
+The sign-in and refresh outcomes are read at the HTTP edge: the handler that signs in or
+refreshes notes which of the two it did (:func:`note_auth_action`, in ``scope["state"]``), and
+the error handlers note the answer's code (``scope["state"]["error_code"]``). The counter reads
+what the handler acted on, never a second parse of the path or the query; the domain logic in
 gateway/sessions counts nothing.
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from gateway.metrics import Metrics
 
-AuthEvent = Literal["sign_in_succeeded", "sign_in_failed", "locked_out", "refresh_reused"]
+if TYPE_CHECKING:
+    from litestar import Request
 
+AuthEvent = Literal["sign_in_succeeded", "sign_in_failed", "locked_out", "refresh_reused"]
+AuthAction = Literal["sign_in", "refresh"]
+
+#: The key of ``scope["state"]`` that :func:`note_auth_action` sets.
+AUTH_ACTION: Final = "auth_action"
 _HEALTH: Final = frozenset({"/healthz", "/readyz"})
-_SIGN_IN_PATHS: Final = frozenset({"/auth/login"})
-_REFRESH_PATHS: Final = frozenset({"/auth/refresh"})
-_GOTRUE_GRANTS: Final = "/auth/v1/token"
 #: The codes of a sign-in refused for who is signing in (not for a malformed request).
 _SIGN_IN_REFUSALS: Final = frozenset(
     {"invalid_credentials", "user_suspended", "email_not_verified", "not_a_member"}
 )
+
+
+def note_auth_action(request: Request[Any, Any, Any], action: AuthAction) -> None:
+    """Called by a handler before it signs in or refreshes, so the request log counts the
+    outcome of what was done (e.g. the grant Litestar decoded from the query), not a guess."""
+    request.scope.setdefault("state", {})[AUTH_ACTION] = action
 
 
 def route_group(path: str, proxy_prefixes: tuple[str, ...] = ()) -> str:
@@ -37,19 +48,11 @@ def route_group(path: str, proxy_prefixes: tuple[str, ...] = ()) -> str:
     return "other"
 
 
-def auth_event(path: str, query: bytes, status: int, code: str | None) -> AuthEvent | None:
-    """The sign-in or refresh outcome a POST to ``path`` answered with, if it is one."""
-    path = path.rstrip("/")
-    if path == _GOTRUE_GRANTS:
-        grant = _grant_type(query)
-        if grant == "password":
-            return _sign_in(status, code)
-        if grant == "refresh_token":
-            return _refresh(code)
-        return None
-    if path in _SIGN_IN_PATHS:
+def auth_event(action: object, status: int, code: str | None) -> AuthEvent | None:
+    """The outcome of the sign-in or refresh a handler noted (``action``), if it was one."""
+    if action == "sign_in":
         return _sign_in(status, code)
-    if path in _REFRESH_PATHS:
+    if action == "refresh":
         return _refresh(code)
     return None
 
@@ -66,15 +69,6 @@ def _sign_in(status: int, code: str | None) -> AuthEvent | None:
 
 def _refresh(code: str | None) -> AuthEvent | None:
     return "refresh_reused" if code == "refresh_token_reused" else None
-
-
-def _grant_type(query: bytes) -> str | None:
-    # Only the one parameter, and nothing of the query is kept: it can carry tokens.
-    for part in query.split(b"&"):
-        name, _, value = part.partition(b"=")
-        if name == b"grant_type":
-            return value.decode("latin-1")
-    return None
 
 
 class AuthCounters:

@@ -9,7 +9,7 @@ from typing import Any
 from gateway.asgi import ASGIApp, Message, Receive, Scope, Send, raw_path_of, request_id_of
 from gateway.metrics import RequestCounter, metrics
 from gateway.web.log_format import FIELDS, current_request_id
-from gateway.web.observed import AuthCounters, auth_event, route_group
+from gateway.web.observed import AUTH_ACTION, AuthCounters, auth_event, route_group
 
 logger = logging.getLogger("gateway.request")
 
@@ -77,10 +77,8 @@ class RequestLog:
         group = self._group or route_group(path, self._prefixes)
         # 0: the application ended without an answer (the server answers 500 or cuts).
         self._counter.record(group, scope["method"], status, seconds)
-        if group == "auth" and status:
-            event = auth_event(
-                path, scope.get("query_string", b""), status, state.get("error_code")
-            )
+        if status:
+            event = auth_event(state.get(AUTH_ACTION), status, state.get("error_code"))
             if event is not None:
                 self._auth.count(event)
         if logger.isEnabledFor(logging.INFO):

@@ -45,6 +45,7 @@ from gateway.web.auth.schemas import (
     TokenResponse,
 )
 from gateway.web.json_body import OptionalBodyOperation, require_json_content_type
+from gateway.web.observed import note_auth_action
 from gateway.web.runtime import RuntimeDep
 
 
@@ -69,6 +70,7 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, data: JSONBody[LoginRequest]
     ) -> Response[TokenResponse | CookieTokenResponse]:
         """Returns a token pair; with `"cookie": true` the tokens are set as HttpOnly cookies."""
+        note_auth_action(request, "sign_in")
         issued = await login_user(
             store=runtime.store,
             settings=runtime.settings,
@@ -101,6 +103,7 @@ class AuthController(Controller):
         data: JSONBody[RefreshRequest | None] = None,
     ) -> Response[TokenResponse | CookieTokenResponse]:
         """The refresh token in the body, or the refresh cookie (then with X-CSRF-Token)."""
+        note_auth_action(request, "refresh")
         token = data.refresh_token if data is not None else None
         via_cookie = token is None
         if via_cookie:

@@ -46,6 +46,7 @@ from gateway.web.auth.supabase_schemas import (
     User,
 )
 from gateway.web.json_body import require_json_content_type
+from gateway.web.observed import note_auth_action
 from gateway.web.runtime import RuntimeDep, runtime_of
 
 #: What every /auth/v1 operation may answer besides its success (GoTrue's error body).
@@ -99,6 +100,7 @@ class SupabaseAuthController(Controller):
         """The session in GoTrue's shape; the access token is the gateway's own."""
         client = client_of(request, runtime)
         if grant_type == "password":
+            note_auth_action(request, "sign_in")
             if data.email is None and data.phone is not None:
                 raise ProviderDisabled("Phone logins are disabled.")
             if data.email is None or data.password is None:
@@ -114,6 +116,7 @@ class SupabaseAuthController(Controller):
                 client=client,
             )
         elif grant_type == "refresh_token":
+            note_auth_action(request, "refresh")
             if data.refresh_token is None:
                 raise InvalidInput("Send a refresh_token.")
             issued = await refresh_tokens(
