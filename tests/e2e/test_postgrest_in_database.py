@@ -40,7 +40,7 @@ from tests.support.postgrest import PostgREST, run_postgrest
 from tests.support.waiting import wait_for
 
 RELOAD_DEADLINE = 10.0
-DEFINERS = ("auth.publish_jwks(text)", "gateway.session_refusal(text,text)")
+DEFINERS = ("auth.publish_jwks(text)", "gateway_check.session_refusal(text,text)")
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_a_rotation_published_reaches_postgrest_and_the_retiring_key_still_works
     [
         ({"d": "c2VjcmV0"}, "private member"),
         ({"p": "AQAB", "q": "AQAB"}, "private member"),
-        ({"kty": "oct", "k": "c2VjcmV0"}, "EC, OKP or RSA public key"),
+        ({"kty": "oct", "k": "c2VjcmV0"}, "private member"),
     ],
 )
 def test_publish_refuses_a_jwks_with_a_private_or_secret_member(
@@ -271,20 +271,69 @@ def test_a_token_naming_someone_elses_session_is_refused(
     assert refused.json()["code"] == "session_revoked"
 
 
-def test_anonymous_requests_and_tokens_without_sid_pass(
+def test_anonymous_requests_the_anon_key_and_doctors_probe_pass(
     in_db: Served, settings: Settings, postgrest: PostgREST
 ) -> None:
     anon_key = ok(gateway(in_db.env, "keys", "anon-key")).strip()
-    no_sid = probe_token(settings, load_keyring(settings))
+    probe = probe_token(settings, load_keyring(settings))
 
     anonymous = get(postgrest, "/rpc/echo_request")
     with_anon_key = get(postgrest, "/rpc/echo_request", anon_key)
-    without_sid = get(postgrest, "/rpc/echo_request", no_sid)
+    with_probe = get(postgrest, "/rpc/echo_request", probe)
 
     assert anonymous.status_code == 200, anonymous.text
     assert with_anon_key.status_code == 200, with_anon_key.text
-    assert without_sid.status_code == 200, without_sid.text
-    assert "sid" not in without_sid.json()["claims"]
+    assert with_probe.status_code == 200, with_probe.text
+    assert with_probe.json()["claims"]["role"] == in_db.anon
+
+
+def signed(settings: Settings, **claims: object) -> str:
+    now = int(time.time())
+    base: dict[str, object] = {"iss": settings.issuer, "iat": now, "exp": now + 300}
+    return sign_access_token(load_keyring(settings), {**base, **claims})
+
+
+def test_a_gateway_signed_token_without_a_live_session_is_refused_whatever_its_role(
+    in_db: Served, settings: Settings, postgrest: PostgREST
+) -> None:
+    live = jwt.decode(token_for(in_db, "ada@example.com"), options={"verify_signature": False})
+    member = in_db.authenticated
+    tokens = {
+        "signed-in role, no sid": signed(settings, role=member, sub="1"),
+        "signed-in role, nothing": signed(settings, role=member),
+        "anon role with a sub": signed(settings, role=in_db.anon, sub=live["sub"]),
+        "a live sid without token_type": signed(
+            settings, role=member, sub=live["sub"], sid=live["sid"]
+        ),
+        "a live sid of another token_type": signed(
+            settings, role=member, sub=live["sub"], sid=live["sid"], token_type="anon_key"
+        ),
+    }
+
+    answers = {why: get(postgrest, "/rpc/echo_request", token) for why, token in tokens.items()}
+
+    for why, answer in answers.items():
+        assert answer.status_code == 401, (why, answer.text)
+        assert answer.json()["code"] == "session_required", why
+    assert get(postgrest, "/rpc/echo_request", signed(settings, **live)).status_code == 200
+
+
+def test_a_missing_sessions_table_is_a_generic_503(in_db: Served, postgrest: PostgREST) -> None:
+    token = token_for(in_db, "ada@example.com")
+    sql(in_db.url, "ALTER TABLE gateway.sessions RENAME TO sessions_elsewhere")
+    try:
+        refused = get(postgrest, "/projects", token)
+    finally:
+        sql(in_db.url, "ALTER TABLE gateway.sessions_elsewhere RENAME TO sessions")
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json() == {
+        "code": "session_check_unavailable",
+        "message": "Sessions cannot be checked now; try again later.",
+        "details": None,
+        "hint": None,
+    }
+    assert "sessions" not in refused.text.replace("Sessions cannot", "")
 
 
 def test_the_definers_have_a_fixed_search_path_and_no_public_execute(in_db: Served) -> None:
@@ -315,7 +364,8 @@ def test_the_api_roles_still_cannot_read_the_gateways_tables(in_db: Served) -> N
 def test_the_session_lookup_is_a_primary_key_probe(in_db: Served) -> None:
     source = sql(
         in_db.url,
-        "SELECT prosrc FROM pg_proc WHERE oid = 'gateway.session_refusal(text,text)'::regprocedure",
+        "SELECT prosrc FROM pg_proc "
+        "WHERE oid = 'gateway_check.session_refusal(text,text)'::regprocedure",
     )[0]["prosrc"]
 
     async def plan() -> Any:
@@ -390,6 +440,7 @@ def doctor(served: Served, postgrest_url: str) -> tuple[int, dict[str, dict[str,
         "--upstream-url",
         postgrest_url,
     )
+    assert result.stdout, (result.stderr, result.exception)
     report = json.loads(result.stdout)
     return result.exit_code, {check["name"]: check for check in report["checks"]}
 
