@@ -2,7 +2,8 @@
 -- it, never on the gateway's own schema (where every function defaults to PUBLIC EXECUTE).
 CREATE SCHEMA IF NOT EXISTS {check_schema};
 REVOKE ALL ON SCHEMA {check_schema} FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA {check_schema} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+-- (No ALTER DEFAULT PRIVILEGES here: per-schema defaults can only add to the global ones, so a
+-- per-schema REVOKE EXECUTE FROM PUBLIC is a no-op. Put nothing else in this schema.)
 
 -- Earlier versions kept session_refusal in the gateway's schema: it moves.
 DROP FUNCTION IF EXISTS {gateway_schema}.session_refusal(text, text);
