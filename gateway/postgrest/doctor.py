@@ -459,6 +459,7 @@ def forged_hmac_token(settings: Settings, jwks_text: bytes) -> str:
     PostgREST falls back to using its jwt-secret as an HMAC secret when it cannot read it as a
     JWK Set; this token shows whether it did. Anonymous role, so acceptance grants nothing.
     """
+
     # By hand: PyJWT rightly refuses a JWK-looking text as an HMAC key, which is the point here.
     def part(value: dict[str, object]) -> bytes:
         text = json.dumps(value, separators=(",", ":")).encode()
