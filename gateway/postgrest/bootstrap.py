@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from gateway.errors import GatewayError, InvalidInput
+from gateway.postgrest._jwk_rules import jwks_problem, rules_sql_literal
 from gateway.postgrest.database import connect, postgrest_database_url
-from gateway.postgrest.jwk_rules import jwks_problem, rules_sql_literal
 from gateway.settings import Settings
 from gateway.store import asyncpg_dsn
 

@@ -15,8 +15,8 @@ from typing import Final
 import asyncpg
 
 from gateway.errors import GatewayError, InvalidInput
+from gateway.postgrest._jwk_rules import jwks_problem
 from gateway.postgrest.database import connect, postgrest_database_url
-from gateway.postgrest.jwk_rules import jwks_problem
 from gateway.settings import Settings
 
 #: The function bootstrap installs; its signature as ``to_regprocedure`` spells it.

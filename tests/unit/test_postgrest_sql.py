@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from gateway.errors import InvalidInput
+from gateway.postgrest._jwk_rules import RULES, jwks_problem, rules_sql_literal
 from gateway.postgrest.bootstrap import BootstrapPlan
 from gateway.postgrest.explain import helper_values, per_request_sql
-from gateway.postgrest.jwk_rules import RULES, jwks_problem, rules_sql_literal
 from gateway.postgrest.jwks_database import key_ids, same_jwks
 from gateway.settings import Settings
 

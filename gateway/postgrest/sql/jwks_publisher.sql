@@ -7,7 +7,7 @@
 -- The checks are strict because PostgREST does not refuse what it cannot read: a document it
 -- cannot parse as a JWK Set is tried as one JWK (so no member but "keys" at the top), then used
 -- as an HMAC secret, and a public text as a secret lets anyone forge tokens. So every key must
--- match one profile of `rules` exactly (gateway/postgrest/jwk_rules.py renders them here).
+-- match one profile of `rules` exactly (gateway/postgrest/_jwk_rules.py renders them here).
 CREATE OR REPLACE FUNCTION auth.publish_jwks(document text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
