@@ -85,7 +85,8 @@ class BootstrapPlan:
         if plan.jwks_publisher is not None:
             _role(plan.jwks_publisher, "The JWKS publisher role")
             _check_publisher_name(plan)
-        _role(plan.check_schema, "The session check's schema")
+        if plan.check_sessions:
+            _role(plan.check_schema, "The session check's schema")
         if plan.authenticator_role in (plan.anon_role, *plan.signed_in_roles):
             raise InvalidInput("The authenticator role must differ from the roles it switches to.")
         return plan
