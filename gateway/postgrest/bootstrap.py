@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from gateway.errors import GatewayError, InvalidInput
+from gateway.postgrest._jwk_rules import jwks_problem, rules_sql_literal
 from gateway.postgrest.database import connect, postgrest_database_url
 from gateway.settings import Settings
 from gateway.store import asyncpg_dsn
@@ -83,6 +84,9 @@ class BootstrapPlan:
         _role(plan.gateway_schema, "The gateway's schema")
         if plan.jwks_publisher is not None:
             _role(plan.jwks_publisher, "The JWKS publisher role")
+            _check_publisher_name(plan)
+        if plan.check_sessions:
+            _role(plan.check_schema, "The session check's schema")
         if plan.authenticator_role in (plan.anon_role, *plan.signed_in_roles):
             raise InvalidInput("The authenticator role must differ from the roles it switches to.")
         return plan
@@ -126,27 +130,77 @@ class BootstrapPlan:
 
     def _jwks_publisher_sql(self) -> list[str]:
         # Names are checked against _ROLE_NAME above, so quoting them here cannot be escaped.
-        publisher = "CURRENT_USER" if self.jwks_publisher is None else f'"{self.jwks_publisher}"'
-        literal = f"'{self.authenticator_role}'"
+        publisher = "CURRENT_USER" if self.jwks_publisher is None else f"'{self.jwks_publisher}'"
+        api_roles = ", ".join(f"'{r}'" for r in (*self.switchable_roles, self.authenticator_role))
+        function = _sql_file("jwks_publisher.sql").strip()
+        function = function.replace("{authenticator_literal}", f"'{self.authenticator_role}'")
         return [
-            _sql_file("jwks_publisher.sql").strip().replace("{authenticator_literal}", literal),
-            f"GRANT USAGE ON SCHEMA auth TO {publisher};",
-            f"GRANT EXECUTE ON FUNCTION auth.publish_jwks(text) TO {publisher};",
+            function.replace("{jwk_rules}", rules_sql_literal()),
+            "-- EXECUTE for one role: the publisher. Never PUBLIC, an API role or a role that",
+            "-- can act as one; any earlier grant to another role is revoked.",
+            _sql_file("jwks_grant.sql")
+            .strip()
+            .replace("{publisher}", publisher)
+            .replace("{api_roles}", api_roles),
         ]
+
+    @property
+    def check_schema(self) -> str:
+        """The schema holding only ``session_refusal``: the one the API roles may use."""
+        return f"{self.gateway_schema}_check"
 
     def _check_session_sql(self, api_roles: str) -> list[str]:
         schema = _role(self.gateway_schema, "schema")
+        check = _role(self.check_schema, "The session check's schema")
+        script = (
+            _sql_file("check_session.sql")
+            .strip()
+            .replace("{gateway_schema}", schema)
+            .replace("{check_schema}", check)
+            .replace("{anon_literal}", f"'{self.anon_role}'")
+        )
+        # The gateway's own schema: the API roles lose the USAGE older versions granted (its
+        # functions default to PUBLIC EXECUTE); never for "public", which PostgREST serves.
+        revoke = (
+            [f"REVOKE USAGE ON SCHEMA {schema} FROM {api_roles};"]
+            if self.gateway_schema != "public"
+            else []
+        )
         return [
-            _sql_file("check_session.sql").strip().replace("{gateway_schema}", schema),
+            _sql_file("pre_request_guard.sql")
+            .strip()
+            .replace("{authenticator_literal}", f"'{self.authenticator_role}'")
+            .replace("{pre_request_literal}", f"'{PRE_REQUEST}'"),
+            script,
             "REVOKE ALL ON FUNCTION auth.check_session() FROM PUBLIC;",
             f"GRANT EXECUTE ON FUNCTION auth.check_session() TO {api_roles};",
-            f"GRANT USAGE ON SCHEMA {schema} TO {api_roles};",
-            f"GRANT EXECUTE ON FUNCTION {schema}.session_refusal(text, text) TO {api_roles};",
+            f"GRANT USAGE ON SCHEMA {check} TO {api_roles};",
+            f"GRANT EXECUTE ON FUNCTION {check}.session_refusal(text, text) TO {api_roles};",
+            *revoke,
             "-- PostgREST runs it before every request; its own file needs no db-pre-request.",
             "DO $$ BEGIN EXECUTE format("
             "'ALTER ROLE %I IN DATABASE %I SET pgrst.db_pre_request = %L', "
             f"'{self.authenticator_role}', current_database(), '{PRE_REQUEST}'); END $$;",
         ]
+
+
+def _check_publisher_name(plan: BootstrapPlan) -> None:
+    """The names a publisher may never have; the database checks memberships (jwks_grant.sql)."""
+    name = plan.jwks_publisher or ""
+    if (
+        name == "public"
+        or name.startswith("pg_")
+        or name
+        in (
+            plan.authenticator_role,
+            *plan.switchable_roles,
+        )
+    ):
+        raise InvalidInput(
+            f"The JWKS publisher role {name!r} may not be PUBLIC, a pg_* role, or the anon, "
+            "signed-in or authenticator role: pass --jwks-publisher-role with the role the "
+            "gateway connects as."
+        )
 
 
 def _gateway_role(settings: Settings) -> str | None:
@@ -178,6 +232,9 @@ async def apply_bootstrap(
     """
     if plan.jwks_in_database and jwks is None:
         raise InvalidInput("--jwks-in-database needs the keystore's JWKS to publish.")
+    problem = None if jwks is None else jwks_problem(jwks)
+    if problem is not None:
+        raise InvalidInput(f"The keystore's JWKS cannot be published: {problem}.")
     async with connect(url) as connection:
         try:
             await _apply(connection, plan, authenticator_password, jwks)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -15,6 +18,7 @@ from gateway.postgrest.bootstrap import HELPERS, PRE_REQUEST, BootstrapPlan
 from gateway.postgrest.database import connect, postgrest_database_url
 from gateway.postgrest.jwks_database import (
     JWT_SECRET_SETTING,
+    PUBLISH_FUNCTION,
     is_publisher_installed,
     key_ids,
     role_setting,
@@ -49,9 +53,21 @@ async def run_doctor(
     checks = [await _check_store(settings)]
     ring, keystore_checks = _check_keystore(settings)
     checks += keystore_checks
-    checks += await _check_database(settings, ring, database_url)
-    checks += await _check_postgrest(settings, ring, upstream_url or settings.upstream_url)
+    database_checks, stored_jwks = await _check_database(settings, ring, database_url)
+    checks += database_checks
+    # What PostgREST may read as its jwt-secret: each text must never work as an HMAC secret.
+    jwks_texts = [text for text in (stored_jwks, _jwks_file_text(settings)) if text is not None]
+    checks += await _check_postgrest(
+        settings, ring, upstream_url or settings.upstream_url, list(dict.fromkeys(jwks_texts))
+    )
     return checks
+
+
+def _jwks_file_text(settings: Settings) -> bytes | None:
+    try:
+        return (keys_directory(settings) / "jwks.json").read_bytes()
+    except OSError:
+        return None
 
 
 async def _check_store(settings: Settings) -> Check:
@@ -91,16 +107,20 @@ def _check_keystore(settings: Settings) -> tuple[KeyRing | None, list[Check]]:
 
 async def _check_database(
     settings: Settings, ring: KeyRing | None, database_url: str | None
-) -> list[Check]:
+) -> tuple[list[Check], bytes | None]:
+    """The database's checks, and the JWKS text stored for PostgREST there (None: none)."""
     plan = BootstrapPlan.from_settings(settings)
     try:
         url = postgrest_database_url(settings, database_url)
         async with connect(url) as db:
-            return [
+            checks = [
                 *await _database_checks(db, plan),
                 await _jwks_in_database_check(db, plan, ring),
+                *await _publisher_acl_check(db, plan),
                 await _check_session_check(db, plan),
             ]
+            stored = await role_setting(db, plan.authenticator_role, JWT_SECRET_SETTING)
+            return checks, stored
     except GatewayError as exc:
         return [
             Check(
@@ -110,7 +130,7 @@ async def _check_database(
                 "Pass --database-url (PostgREST's database) or set "
                 "GATEWAY_POSTGREST_NOTIFY_URL, and check that it is up.",
             )
-        ]
+        ], None
 
 
 async def _database_checks(db: asyncpg.Connection, plan: BootstrapPlan) -> list[Check]:
@@ -239,6 +259,59 @@ async def _jwks_in_database_check(
     )
 
 
+_PUBLISH_ACL = """
+SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee,
+       a.grantee = p.proowner AS owner
+FROM pg_proc AS p
+CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+WHERE p.oid = to_regprocedure($1) AND a.privilege_type = 'EXECUTE'
+ORDER BY 2 DESC, 1
+"""
+# Whether one of the API roles can become the role $2 (and so use its grants).
+_CAN_BECOME = """
+SELECT EXISTS (SELECT FROM unnest($1::text[]) AS r
+               WHERE to_regrole(r) IS NOT NULL AND pg_has_role(r, $2, 'MEMBER'))
+"""
+
+
+async def _publisher_acl_check(db: asyncpg.Connection, plan: BootstrapPlan) -> list[Check]:
+    """Who may call ``auth.publish_jwks``: its owner and one publisher, never an API role."""
+    if not await is_publisher_installed(db):
+        return []
+    rows = await db.fetch(_PUBLISH_ACL, PUBLISH_FUNCTION)
+    owner = [row["grantee"] for row in rows if row["owner"]]
+    grantees = [row["grantee"] for row in rows if not row["owner"]]
+    detail = (
+        f"EXECUTE: owner {', '.join(owner) or '(none)'}; "
+        f"granted to {', '.join(grantees) or 'nobody else'}"
+    )
+    api_roles = {plan.authenticator_role, *plan.switchable_roles}
+    unsafe = [
+        grantee
+        for grantee in grantees
+        if grantee == "PUBLIC"
+        or grantee in api_roles
+        or await db.fetchval(_CAN_BECOME, sorted(api_roles), grantee)
+    ]
+    if unsafe or len(grantees) > 1:
+        why = (
+            f"{', '.join(unsafe)} may publish, so PostgREST's requests (or anyone) could "
+            "replace its keys"
+            if unsafe
+            else "more than one role may publish"
+        )
+        return [
+            Check(
+                "publish_jwks grants",
+                False,
+                f"{detail}: {why}",
+                "Run `gateway postgrest bootstrap --jwks-in-database`: it revokes every grant "
+                "but the publisher's.",
+            )
+        ]
+    return [Check("publish_jwks grants", True, detail)]
+
+
 async def _check_session_check(db: asyncpg.Connection, plan: BootstrapPlan) -> Check:
     """Is ``auth.check_session()`` installed, and PostgREST's db-pre-request?"""
     name = "check_session"
@@ -280,7 +353,9 @@ async def _clock_check(db: asyncpg.Connection) -> Check:
     )
 
 
-async def _check_postgrest(settings: Settings, ring: KeyRing | None, upstream: str) -> list[Check]:
+async def _check_postgrest(
+    settings: Settings, ring: KeyRing | None, upstream: str, jwks_texts: list[bytes]
+) -> list[Check]:
     try:
         address = UpstreamAddress.parse(upstream)
     except ValueError as exc:
@@ -290,26 +365,34 @@ async def _check_postgrest(settings: Settings, ring: KeyRing | None, upstream: s
         address, pool_size=1, connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT
     )
     host = (b"host", address.host_header)
-    try:
+
+    async def get(token: str | None) -> tuple[int, str]:
+        headers = (
+            [host] if token is None else [host, (b"authorization", f"Bearer {token}".encode())]
+        )
         async with asyncio.timeout(PROBE_TIMEOUT):
-            async with http.request(b"GET", address.target(b"/"), [host]) as answer:
-                await answer.read()
+            async with http.request(b"GET", address.target(b"/"), headers) as answer:
+                return answer.status, (await answer.read()).decode(errors="replace")
+
+    try:
+        await get(None)
         reachable = Check("postgrest", True, f"{address} answers")
+        forged = [await get(forged_hmac_token(settings, text)) for text in jwks_texts]
         if ring is None:
-            return [
-                reachable,
+            probe = Check(
+                "probe token", False, "no keystore to sign a probe with", "Run `gateway keys init`."
+            )
+        else:
+            status, body = await get(probe_token(settings, ring))
+            probe = (
                 Check(
                     "probe token",
-                    False,
-                    "no keystore to sign a probe with",
-                    "Run `gateway keys init`.",
-                ),
-            ]
-        token = probe_token(settings, ring)
-        bearer = (b"authorization", f"Bearer {token}".encode())
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            async with http.request(b"GET", address.target(b"/"), [host, bearer]) as answer:
-                status, body = answer.status, (await answer.read()).decode(errors="replace")
+                    True,
+                    f"PostgREST accepted a token signed by key {ring.current_kid}",
+                )
+                if status < 400
+                else Check("probe token", False, *_diagnose(status, body, ring, settings))
+            )
     except (UpstreamError, TimeoutError) as exc:
         return [
             Check(
@@ -321,14 +404,22 @@ async def _check_postgrest(settings: Settings, ring: KeyRing | None, upstream: s
         ]
     finally:
         await http.close()
-    if status < 400:
-        return [
-            reachable,
-            Check(
-                "probe token", True, f"PostgREST accepted a token signed by key {ring.current_kid}"
-            ),
-        ]
-    return [reachable, Check("probe token", False, *_diagnose(status, body, ring, settings))]
+    return [reachable, probe, *([_forgery_check(forged)] if jwks_texts else [])]
+
+
+def _forgery_check(answers: list[tuple[int, str]]) -> Check:
+    accepted = [status for status, _ in answers if status < 400]
+    if accepted:
+        return Check(
+            "hmac forgery",
+            False,
+            "PostgREST ACCEPTED an HS256 token keyed with its own public JWKS text: it could "
+            "not read the JWKS as keys and uses the text as a shared secret, so ANYONE CAN "
+            "FORGE TOKENS",
+            "Stop PostgREST now; publish a valid JWKS (`gateway keys export-jwks`, or `gateway "
+            "postgrest bootstrap --jwks-in-database`) and reload it.",
+        )
+    return Check("hmac forgery", True, "PostgREST refuses HS256 tokens keyed with the JWKS text")
 
 
 #: The probe's ``token_type``: the gateway's verifier accepts only ``"access_token"``.
@@ -336,26 +427,47 @@ PROBE_TOKEN_TYPE = "doctor_probe"  # noqa: S105 - a claim value, not a secret
 PROBE_LIFETIME = 60  # seconds
 
 
-def probe_token(settings: Settings, ring: KeyRing) -> str:
-    """The token doctor shows PostgREST: signed by the current key, and nobody's access token.
-
-    PostgREST needs a valid signature, ``exp``, ``aud`` when one is configured, and ``role``;
-    it reads nothing else. The gateway's verifier refuses the probe three times over: its
-    ``token_type`` is not ``access_token``, and it names no user (``sub``) and no session
-    (``sid``); so a probe that leaks (a log, a hostile ``--upstream-url``) is worthless at /rest
-    and /auth/me, and the SQL helpers (``auth.claims()`` needs ``sub``) see no user in it.
-    """
+def _probe_claims(settings: Settings) -> dict[str, object]:
     now = int(time.time())
     claims: dict[str, object] = {
         "iss": settings.issuer,
         "iat": now,
         "exp": now + PROBE_LIFETIME,
-        "role": settings.authenticated_role,
+        "role": settings.anon_role,
         "token_type": PROBE_TOKEN_TYPE,
     }
     if settings.audience:
         claims["aud"] = settings.audience
-    return sign_access_token(ring, claims)
+    return claims
+
+
+def probe_token(settings: Settings, ring: KeyRing) -> str:
+    """The token doctor shows PostgREST: signed by the current key, and worth nothing.
+
+    PostgREST needs a valid signature, ``exp``, ``aud`` when one is configured, and ``role``.
+    The probe's role is the anonymous one, so even at PostgREST directly it can do no more than
+    a request without a token; the gateway's verifier refuses it as a bearer (its
+    ``token_type`` is not ``access_token``, and it names no user nor session). A probe that
+    leaks (a log, a hostile ``--upstream-url``) is therefore worthless.
+    """
+    return sign_access_token(ring, _probe_claims(settings))
+
+
+def forged_hmac_token(settings: Settings, jwks_text: bytes) -> str:
+    """A probe signed HS256 with the JWKS text as the secret: what an attacker would try.
+
+    PostgREST falls back to using its jwt-secret as an HMAC secret when it cannot read it as a
+    JWK Set; this token shows whether it did. Anonymous role, so acceptance grants nothing.
+    """
+
+    # By hand: PyJWT rightly refuses a JWK-looking text as an HMAC key, which is the point here.
+    def part(value: dict[str, object]) -> bytes:
+        text = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(text).rstrip(b"=")
+
+    signing_input = part({"alg": "HS256", "typ": "JWT"}) + b"." + part(_probe_claims(settings))
+    mac = hmac.new(jwks_text, signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode()
 
 
 def _diagnose(status: int, body: str, ring: KeyRing, settings: Settings) -> tuple[str, str]:
@@ -380,13 +492,13 @@ def _diagnose(status: int, body: str, ring: KeyRing, settings: Settings) -> tupl
         )
     if "does not exist" in lowered and "role" in lowered:
         return (
-            f"PostgREST cannot switch to {settings.authenticated_role!r} ({message})",
+            f"PostgREST cannot switch to {settings.anon_role!r} ({message})",
             "Run `gateway postgrest bootstrap` on PostgREST's database.",
         )
     if "permission denied to set role" in lowered:
         return (
-            f"PostgREST may not switch to {settings.authenticated_role!r} ({message})",
-            f'GRANT "{settings.authenticated_role}" TO the role in PostgREST\'s db-uri.',
+            f"PostgREST may not switch to {settings.anon_role!r} ({message})",
+            f'GRANT "{settings.anon_role}" TO the role in PostgREST\'s db-uri.',
         )
     return (
         f"PostgREST answered the probe with {status} {message}",

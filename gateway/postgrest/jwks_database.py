@@ -15,6 +15,7 @@ from typing import Final
 import asyncpg
 
 from gateway.errors import GatewayError, InvalidInput
+from gateway.postgrest._jwk_rules import jwks_problem
 from gateway.postgrest.database import connect, postgrest_database_url
 from gateway.settings import Settings
 
@@ -68,6 +69,9 @@ async def publish_jwks(
         text = document.decode("utf-8")
     except UnicodeDecodeError:
         raise JWKSRefused("The JWKS is not UTF-8 text.") from None
+    problem = jwks_problem(document)
+    if problem is not None:  # the database checks the same again: defence in depth
+        raise JWKSRefused(f"The JWKS may not be published: {problem}.")
     async with connect(url) as db:
         if not await is_publisher_installed(db):
             return False

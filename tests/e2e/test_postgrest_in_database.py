@@ -9,6 +9,7 @@ authenticator role's ``pgrst.jwt_secret`` and runs ``auth.check_session()`` befo
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import time
@@ -23,7 +24,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.postgrest import JWKSRefused, publish_jwks, published_jwks
-from gateway.postgrest.doctor import probe_token
+from gateway.postgrest.doctor import forged_hmac_token, probe_token
+from gateway.postgrest.jwks_database import role_setting
 from gateway.settings import Settings
 from gateway.tokens import (
     load_keyring,
@@ -40,7 +42,7 @@ from tests.support.postgrest import PostgREST, run_postgrest
 from tests.support.waiting import wait_for
 
 RELOAD_DEADLINE = 10.0
-DEFINERS = ("auth.publish_jwks(text)", "gateway.session_refusal(text,text)")
+DEFINERS = ("auth.publish_jwks(text)", "gateway_check.session_refusal(text,text)")
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +162,7 @@ def test_a_rotation_published_reaches_postgrest_and_the_retiring_key_still_works
     [
         ({"d": "c2VjcmV0"}, "private member"),
         ({"p": "AQAB", "q": "AQAB"}, "private member"),
-        ({"kty": "oct", "k": "c2VjcmV0"}, "EC, OKP or RSA public key"),
+        ({"kty": "oct", "k": "c2VjcmV0"}, "private member"),
     ],
 )
 def test_publish_refuses_a_jwks_with_a_private_or_secret_member(
@@ -271,20 +273,69 @@ def test_a_token_naming_someone_elses_session_is_refused(
     assert refused.json()["code"] == "session_revoked"
 
 
-def test_anonymous_requests_and_tokens_without_sid_pass(
+def test_anonymous_requests_the_anon_key_and_doctors_probe_pass(
     in_db: Served, settings: Settings, postgrest: PostgREST
 ) -> None:
     anon_key = ok(gateway(in_db.env, "keys", "anon-key")).strip()
-    no_sid = probe_token(settings, load_keyring(settings))
+    probe = probe_token(settings, load_keyring(settings))
 
     anonymous = get(postgrest, "/rpc/echo_request")
     with_anon_key = get(postgrest, "/rpc/echo_request", anon_key)
-    without_sid = get(postgrest, "/rpc/echo_request", no_sid)
+    with_probe = get(postgrest, "/rpc/echo_request", probe)
 
     assert anonymous.status_code == 200, anonymous.text
     assert with_anon_key.status_code == 200, with_anon_key.text
-    assert without_sid.status_code == 200, without_sid.text
-    assert "sid" not in without_sid.json()["claims"]
+    assert with_probe.status_code == 200, with_probe.text
+    assert with_probe.json()["claims"]["role"] == in_db.anon
+
+
+def signed(settings: Settings, **claims: object) -> str:
+    now = int(time.time())
+    base: dict[str, object] = {"iss": settings.issuer, "iat": now, "exp": now + 300}
+    return sign_access_token(load_keyring(settings), {**base, **claims})
+
+
+def test_a_gateway_signed_token_without_a_live_session_is_refused_whatever_its_role(
+    in_db: Served, settings: Settings, postgrest: PostgREST
+) -> None:
+    live = jwt.decode(token_for(in_db, "ada@example.com"), options={"verify_signature": False})
+    member = in_db.authenticated
+    tokens = {
+        "signed-in role, no sid": signed(settings, role=member, sub="1"),
+        "signed-in role, nothing": signed(settings, role=member),
+        "anon role with a sub": signed(settings, role=in_db.anon, sub=live["sub"]),
+        "a live sid without token_type": signed(
+            settings, role=member, sub=live["sub"], sid=live["sid"]
+        ),
+        "a live sid of another token_type": signed(
+            settings, role=member, sub=live["sub"], sid=live["sid"], token_type="anon_key"
+        ),
+    }
+
+    answers = {why: get(postgrest, "/rpc/echo_request", token) for why, token in tokens.items()}
+
+    for why, answer in answers.items():
+        assert answer.status_code == 401, (why, answer.text)
+        assert answer.json()["code"] == "session_required", why
+    assert get(postgrest, "/rpc/echo_request", signed(settings, **live)).status_code == 200
+
+
+def test_a_missing_sessions_table_is_a_generic_503(in_db: Served, postgrest: PostgREST) -> None:
+    token = token_for(in_db, "ada@example.com")
+    sql(in_db.url, "ALTER TABLE gateway.sessions RENAME TO sessions_elsewhere")
+    try:
+        refused = get(postgrest, "/projects", token)
+    finally:
+        sql(in_db.url, "ALTER TABLE gateway.sessions_elsewhere RENAME TO sessions")
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json() == {
+        "code": "session_check_unavailable",
+        "message": "Sessions cannot be checked now; try again later.",
+        "details": None,
+        "hint": None,
+    }
+    assert "sessions" not in refused.text.replace("Sessions cannot", "")
 
 
 def test_the_definers_have_a_fixed_search_path_and_no_public_execute(in_db: Served) -> None:
@@ -315,7 +366,8 @@ def test_the_api_roles_still_cannot_read_the_gateways_tables(in_db: Served) -> N
 def test_the_session_lookup_is_a_primary_key_probe(in_db: Served) -> None:
     source = sql(
         in_db.url,
-        "SELECT prosrc FROM pg_proc WHERE oid = 'gateway.session_refusal(text,text)'::regprocedure",
+        "SELECT prosrc FROM pg_proc "
+        "WHERE oid = 'gateway_check.session_refusal(text,text)'::regprocedure",
     )[0]["prosrc"]
 
     async def plan() -> Any:
@@ -390,6 +442,7 @@ def doctor(served: Served, postgrest_url: str) -> tuple[int, dict[str, dict[str,
         "--upstream-url",
         postgrest_url,
     )
+    assert result.stdout, (result.stderr, result.exception)
     report = json.loads(result.stdout)
     return result.exit_code, {check["name"]: check for check in report["checks"]}
 
@@ -488,3 +541,296 @@ async def _alter_role_as(url: str, authenticator: str) -> None:
         await connection.execute(f"ALTER ROLE \"{authenticator}\" SET pgrst.jwt_secret = 'x'")
     finally:
         await connection.close()
+
+
+# --- what PostgREST would misread: refused before it is stored -------------------------------
+
+SECRET = base64.urlsafe_b64encode(b"an attacker's shared secret 32by").rstrip(b"=").decode()
+
+
+def attack_documents(settings: Settings) -> dict[str, dict[str, Any]]:
+    live = json.loads(live_jwks(settings))["keys"]
+    return {
+        "a top-level oct JWK beside keys": {"keys": [{"kty": "RSA"}], "kty": "oct", "k": SECRET},
+        "an unknown curve": {"keys": [*live, {"kty": "EC", "crv": "P-999", "x": "a", "y": "b"}]},
+        "an alg of another type": {"keys": [{**live[0], "alg": "HS256"}]},
+        "a use other than sig": {"keys": [{**live[0], "use": "enc"}]},
+        "a member outside the profile": {"keys": [{**live[0], "x5u": "https://example.com"}]},
+        "a short coordinate": {"keys": [{**live[0], "x": live[0]["x"][:-4]}]},
+        "a non-canonical coordinate": {"keys": [{**live[0], "x": live[0]["x"] + "="}]},
+        "a kid that is not a string": {"keys": [{**live[0], "kid": 7}]},
+        "an RSA key without e": {"keys": [{"kty": "RSA", "n": "AQAB" * 100}]},
+    }
+
+
+def publish_in_sql(served: Served, document: dict[str, Any]) -> None:
+    sql(served.url, "SELECT auth.publish_jwks($1)", json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "a top-level oct JWK beside keys",
+        "an unknown curve",
+        "an alg of another type",
+        "a use other than sig",
+        "a member outside the profile",
+        "a short coordinate",
+        "a non-canonical coordinate",
+        "a kid that is not a string",
+        "an RSA key without e",
+    ],
+)
+def test_publish_jwks_itself_refuses_what_postgrest_would_misread(
+    in_db: Served, settings: Settings, case: str
+) -> None:
+    """Straight to the SQL function, past the gateway's own check of the same rules."""
+    before = stored(in_db)
+    document = attack_documents(settings)[case]
+
+    with pytest.raises(asyncpg.InvalidParameterValueError):
+        publish_in_sql(in_db, document)
+    with pytest.raises(JWKSRefused, match="may not be published"):
+        asyncio.run(publish_jwks(settings, json.dumps(document).encode()))
+
+    assert stored(in_db) == before
+
+
+@pytest.mark.parametrize("case", ["a top-level oct JWK beside keys", "an unknown curve"])
+def test_no_hmac_forgery_reaches_postgrest_after_an_attack_document(
+    in_db: Served, settings: Settings, postgrest_bin: Path, case: str
+) -> None:
+    """A PostgREST started after the attempt reads whatever was stored: forgeries get 401."""
+    try:
+        try:
+            publish_in_sql(in_db, attack_documents(settings)[case])
+            refused = False
+        except asyncpg.InvalidParameterValueError:
+            refused = True
+        text = asyncio.run(published_jwks(settings))
+        assert text is not None
+        secret = base64.urlsafe_b64decode(SECRET + "=" * (-len(SECRET) % 4))
+        with run_postgrest(
+            db_uri=in_db.authenticator_url,
+            jwt_secret=None,
+            anon_role=in_db.anon,
+            binary=postgrest_bin,
+        ) as fresh:
+            answers = [
+                get(fresh, "/rpc/echo_request", forged_hmac_token(settings, key)).status_code
+                for key in (secret, text)
+            ]
+            genuine = get(fresh, "/projects", token_for(in_db, "ada@example.com")).status_code
+    finally:
+        assert asyncio.run(publish_jwks(settings, live_jwks(settings))) is True
+
+    assert answers == [401, 401]  # what PostgREST accepts: first, so a regression shows there
+    assert genuine == 200
+    assert refused
+
+
+def set_jwt_secret(served: Served, text: str) -> None:
+    """Store ``text`` as the authenticator's pgrst.jwt_secret directly, past publish_jwks."""
+    database = served.url.rsplit("/", 1)[1]
+    quoted = "'" + text.replace("'", "''") + "'"
+    sql(
+        served.url,
+        f'ALTER ROLE "{served.authenticator}" IN DATABASE "{database}" '
+        f"SET pgrst.jwt_secret = {quoted}",
+    )
+    sql(served.url, "NOTIFY pgrst, 'reload config'")
+
+
+def test_doctor_shouts_when_postgrest_takes_its_jwks_text_as_an_hmac_secret(
+    in_db: Served, settings: Settings, postgrest: PostgREST
+) -> None:
+    """Why publish_jwks is strict: the document stored behind its back (as a superuser could)
+    makes the real PostgREST accept HS256 tokens keyed with the public text; doctor says so."""
+    live = json.loads(live_jwks(settings))["keys"]
+    unreadable = json.dumps({"keys": [*live, {"kty": "EC", "crv": "P-999", "x": "a", "y": "b"}]})
+    set_jwt_secret(in_db, unreadable)
+    try:
+        stored_text = asyncio.run(published_jwks(settings))
+        assert stored_text is not None
+        forged = forged_hmac_token(settings, stored_text)
+        wait_for(
+            lambda: get(postgrest, "/rpc/echo_request", forged).status_code == 200,
+            RELOAD_DEADLINE,
+            "PostgREST taking the unreadable JWKS text as an HMAC secret",
+        )
+        code, checks = doctor(in_db, postgrest.url)
+    finally:
+        assert asyncio.run(publish_jwks(settings, live_jwks(settings))) is True
+
+    assert code == 1
+    assert checks["hmac forgery"]["ok"] is False
+    assert "ANYONE CAN FORGE TOKENS" in checks["hmac forgery"]["detail"]
+    assert checks["probe token"]["ok"] is False  # its ES256 keys are gone as well
+
+
+# --- who may publish ------------------------------------------------------------------------
+
+
+def bootstrap_with_publisher(served: Served, publisher: str) -> Any:
+    return gateway(
+        served.env,
+        "postgrest",
+        "bootstrap",
+        "--jwks-in-database",
+        "--jwks-publisher-role",
+        publisher,
+    )
+
+
+def publish_grantees(served: Served) -> set[str]:
+    rows = sql(
+        served.url,
+        "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS g "
+        "FROM pg_proc AS p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a "
+        "WHERE p.oid = 'auth.publish_jwks(text)'::regprocedure AND a.privilege_type = 'EXECUTE' "
+        "AND a.grantee <> p.proowner",
+    )
+    return {row["g"] for row in rows}
+
+
+def drop_role(served: Served, role: str) -> None:
+    sql(served.url, f'DROP OWNED BY "{role}"')
+    sql(served.url, f'DROP ROLE "{role}"')
+
+
+def assert_one_line_refusal(result: Any, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+@pytest.mark.parametrize(
+    "which", ["public", "pg_monitor", "anon", "authenticated", "authenticator"]
+)
+def test_the_publisher_is_never_public_a_pg_role_or_an_api_role(in_db: Served, which: str) -> None:
+    publisher = {
+        "anon": in_db.anon,
+        "authenticated": in_db.authenticated,
+        "authenticator": in_db.authenticator,
+    }.get(which, which)
+
+    result = bootstrap_with_publisher(in_db, publisher)
+
+    assert_one_line_refusal(result, "may not be PUBLIC, a pg_* role")
+    assert publish_grantees(in_db) == set()
+
+
+def test_the_default_publisher_from_the_gateways_url_is_checked_too(in_db: Served) -> None:
+    as_anon = in_db.url.replace("postgresql://postgres@", f"postgresql://{in_db.anon}@")
+    env = {**in_db.env, "GATEWAY_POSTGREST_NOTIFY_URL": as_anon}
+
+    result = gateway(env, "postgrest", "bootstrap", "--jwks-in-database")
+
+    assert_one_line_refusal(result, in_db.anon, "may not be PUBLIC")
+
+
+@pytest.mark.parametrize("direction", ["member of anon", "anon is a member of it"])
+def test_a_publisher_tied_to_an_api_role_is_refused_by_the_database(
+    in_db: Served, direction: str
+) -> None:
+    publisher = f"pub_tied_{secrets.token_hex(3)}"
+    sql(in_db.url, f'CREATE ROLE "{publisher}" NOLOGIN')
+    grant = (
+        f'GRANT "{in_db.anon}" TO "{publisher}"'
+        if direction == "member of anon"
+        else f'GRANT "{publisher}" TO "{in_db.anon}"'
+    )
+    sql(in_db.url, grant)
+    try:
+        result = bootstrap_with_publisher(in_db, publisher)
+        grantees = publish_grantees(in_db)
+    finally:
+        drop_role(in_db, publisher)
+
+    assert_one_line_refusal(result, publisher, in_db.anon)
+    assert publisher not in grantees
+
+
+def test_a_new_publisher_takes_the_grant_from_the_old_one_and_doctor_lists_it(
+    in_db: Served, postgrest: PostgREST
+) -> None:
+    first, second = (f"pub_{n}_{secrets.token_hex(3)}" for n in ("old", "new"))
+    for role in (first, second):
+        sql(in_db.url, f'CREATE ROLE "{role}" NOLOGIN')
+    try:
+        ok(bootstrap_with_publisher(in_db, first))
+        sql(in_db.url, "GRANT EXECUTE ON FUNCTION auth.publish_jwks(text) TO PUBLIC")
+        _, before = doctor(in_db, postgrest.url)
+        ok(bootstrap_with_publisher(in_db, second))
+        after_grantees = publish_grantees(in_db)
+        _, after = doctor(in_db, postgrest.url)
+        ok(gateway(in_db.env, "postgrest", "bootstrap", "--jwks-in-database"))
+        by_owner = publish_grantees(in_db)
+    finally:
+        for role in (first, second):
+            drop_role(in_db, role)
+
+    assert before["publish_jwks grants"]["ok"] is False
+    assert "PUBLIC" in before["publish_jwks grants"]["detail"]
+    assert after_grantees == {second}
+    assert after["publish_jwks grants"]["ok"] is True
+    assert after["publish_jwks grants"]["detail"] == f"EXECUTE: owner postgres; granted to {second}"
+    assert by_owner == set()  # the owner publishes itself: nobody else keeps a grant
+
+
+# --- the pre-request and the schemas the API roles see --------------------------------------
+
+
+def test_check_sessions_never_replaces_another_pre_request(in_db: Served) -> None:
+    database = in_db.url.rsplit("/", 1)[1]
+    alter = f'ALTER ROLE "{in_db.authenticator}" IN DATABASE "{database}" '
+    sql(in_db.url, alter + "SET pgrst.db_pre_request = 'public.my_check'")
+    try:
+        result = gateway(in_db.env, "postgrest", "bootstrap", "--check-sessions")
+        kept = asyncio.run(_pre_request(in_db))
+    finally:
+        sql(in_db.url, alter + "SET pgrst.db_pre_request = 'auth.check_session'")
+
+    assert_one_line_refusal(result, "public.my_check", "PERFORM auth.check_session();")
+    assert kept == "public.my_check"
+
+
+async def _pre_request(served: Served) -> str | None:
+    connection = await asyncpg.connect(served.url, timeout=10)
+    try:
+        value = await role_setting(connection, served.authenticator, "pgrst.db_pre_request")
+    finally:
+        await connection.close()
+    return None if value is None else value.decode()
+
+
+def test_the_api_roles_see_only_the_check_schema_and_an_old_install_moves(in_db: Served) -> None:
+    roles = [in_db.anon, in_db.authenticated]
+    # An install of the previous version: session_refusal in the gateway's schema, with USAGE.
+    sql(
+        in_db.url,
+        "CREATE FUNCTION gateway.session_refusal(sid text, sub text) RETURNS text "
+        "LANGUAGE sql AS $$ SELECT NULL::text $$",
+    )
+    sql(in_db.url, f'GRANT USAGE ON SCHEMA gateway TO "{roles[0]}", "{roles[1]}"')
+
+    ok(gateway(in_db.env, "postgrest", "bootstrap", "--check-sessions"))
+
+    usage = sql(
+        in_db.url,
+        "SELECT r, has_schema_privilege(r, 'gateway', 'USAGE') AS gateway, "
+        "has_schema_privilege(r, 'gateway_check', 'USAGE') AS checks FROM unnest($1::text[]) r",
+        roles,
+    )
+    assert [(row["gateway"], row["checks"]) for row in usage] == [(False, True), (False, True)]
+    assert (
+        sql(in_db.url, "SELECT to_regprocedure('gateway.session_refusal(text,text)') AS f")[0]["f"]
+        is None
+    )
+    functions = sql(
+        in_db.url,
+        "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'gateway_check'::regnamespace",
+    )
+    assert [row["proname"] for row in functions] == ["session_refusal"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from gateway.errors import InvalidInput
+from gateway.postgrest._jwk_rules import RULES, jwks_problem, rules_sql_literal
 from gateway.postgrest.bootstrap import BootstrapPlan
 from gateway.postgrest.explain import helper_values, per_request_sql
 from gateway.postgrest.jwks_database import key_ids, same_jwks
@@ -104,10 +108,30 @@ def test_the_jwks_publisher_and_check_session_are_opt_in() -> None:
     assert "publish_jwks" not in plain
     assert "check_session" not in plain
     assert "REVOKE ALL ON FUNCTION auth.publish_jwks(text) FROM PUBLIC;" in both
-    assert 'GRANT EXECUTE ON FUNCTION auth.publish_jwks(text) TO "gateway_app";' in both
-    assert 'REVOKE ALL ON FUNCTION "gateway".session_refusal(text, text) FROM PUBLIC;' in both
+    assert "publisher name := 'gateway_app';" in both
+    assert "GRANT EXECUTE ON FUNCTION auth.publish_jwks(text) TO %I', publisher" in both
+    assert 'REVOKE ALL ON FUNCTION "gateway_check".session_refusal(text, text) FROM PUBLIC;' in both
+    assert 'REVOKE USAGE ON SCHEMA "gateway" FROM' in both
     assert "SET pgrst.db_pre_request = %L', 'authenticator', current_database()" in both
-    assert "DROP" not in both
+    # The one DROP: the previous version's session_refusal, moved to its own schema.
+    assert [line for line in both.splitlines() if "DROP" in line] == [
+        'DROP FUNCTION IF EXISTS "gateway".session_refusal(text, text);'
+    ]
+
+
+@pytest.mark.parametrize(
+    "publisher", ["public", "pg_write_all_data", "anon", "authenticated", "authenticator"]
+)
+def test_the_publisher_is_never_public_a_pg_role_or_an_api_role(publisher: str) -> None:
+    with pytest.raises(InvalidInput, match="may not be PUBLIC"):
+        BootstrapPlan.from_settings(Settings(), jwks_in_database=True, jwks_publisher=publisher)
+
+
+def test_the_default_publisher_is_checked_like_a_named_one() -> None:
+    settings = Settings(postgrest_notify_url="postgresql://authenticator:pw@db:5432/app")
+
+    with pytest.raises(InvalidInput, match="'authenticator' may not be"):
+        BootstrapPlan.from_settings(settings, jwks_in_database=True)
 
 
 def test_the_publisher_role_is_an_identifier_never_sql() -> None:
@@ -134,3 +158,79 @@ def test_key_ids_and_same_jwks_read_documents_defensively() -> None:
     assert not same_jwks(b'{"keys": [{"kid": "a", "kty": "EC"}]}', live)
     assert not same_jwks(b"not json", live)
     assert not same_jwks(None, live)
+
+
+def _public_keys() -> list[dict[str, object]]:
+    keys: list[dict[str, object]] = [
+        json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(curve()).public_key()))
+        for curve in (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+    ]
+    keys.append(json.loads(RSAAlgorithm.to_jwk(rsa.generate_private_key(65537, 2048).public_key())))
+    keys.append(json.loads(OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate().public_key())))
+    for number, key in enumerate(keys):
+        key.update(kid=f"k{number}", use="sig", key_ops=["verify"])
+    return keys
+
+
+def test_every_allowed_profile_passes_with_its_alg() -> None:
+    keys = _public_keys()
+    for key, alg in zip(keys, ["ES256", "ES384", "ES512", "RS256", "EdDSA"], strict=True):
+        key["alg"] = alg
+
+    assert jwks_problem(json.dumps({"keys": keys}).encode()) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"kty": "oct", "k": "c2VjcmV0"}, "private member"),
+        ({"d": "AQAB"}, "private member"),
+        ({"crv": "P-999"}, "is not one of the public key types"),
+        ({"alg": "HS256"}, "has alg 'HS256'"),
+        ({"alg": "ES384"}, "has alg 'ES384'"),
+        ({"use": "enc"}, '"use" other than "sig"'),
+        ({"key_ops": ["verify", "sign"]}, "key_ops"),
+        ({"x5c": ["MIIB"]}, "holds a member outside"),
+        ({"kid": 7}, "kid that is not a string"),
+        ({"kid": ""}, "kid that is not a string"),
+        ({"x": "AAAA"}, "x that is not canonical base64url of 32-32 bytes"),
+        ({"y": "not base64!"}, "y that is not canonical base64url"),
+    ],
+)
+def test_a_key_outside_its_profile_is_refused(change: dict[str, object], why: str) -> None:
+    key = {**_public_keys()[0], **change}
+
+    problem = jwks_problem(json.dumps({"keys": [key]}).encode())
+
+    assert problem is not None
+    assert why in problem
+
+
+def test_a_coordinate_off_its_curve_is_refused() -> None:
+    key = _public_keys()[0]
+    key["x"] = key["y"]
+
+    assert "not a valid public key" in str(jwks_problem(json.dumps({"keys": [key]}).encode()))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'{"keys":[{"kty":"RSA"}],"kty":"oct","k":"c2VjcmV0"}',
+        b'{"keys":[{"kty":"EC","crv":"P-999","x":"a","y":"b"}]}',
+        b'{"keys":[]}',
+        b"[]",
+        b"not json",
+    ],
+)
+def test_documents_postgrest_would_misread_are_refused(document: bytes) -> None:
+    assert jwks_problem(document) is not None
+
+
+def test_the_sql_function_carries_the_same_rules() -> None:
+    script = BootstrapPlan.from_settings(
+        Settings(), jwks_in_database=True, jwks_publisher="gateway_app"
+    ).sql()
+
+    assert f"rules jsonb := {rules_sql_literal()};" in script
+    assert json.loads(rules_sql_literal()[1 : -len("'::jsonb")]) == RULES

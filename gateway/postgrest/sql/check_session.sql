@@ -1,9 +1,19 @@
--- {gateway_schema}.session_refusal(sid, sub): why the session of one token is not good any more
+-- {check_schema}: a schema holding session_refusal and nothing else. The API roles get USAGE on
+-- it, never on the gateway's own schema (where every function defaults to PUBLIC EXECUTE).
+CREATE SCHEMA IF NOT EXISTS {check_schema};
+REVOKE ALL ON SCHEMA {check_schema} FROM PUBLIC;
+-- (No ALTER DEFAULT PRIVILEGES here: per-schema defaults can only add to the global ones, so a
+-- per-schema REVOKE EXECUTE FROM PUBLIC is a no-op. Put nothing else in this schema.)
+
+-- Earlier versions kept session_refusal in the gateway's schema: it moves.
+DROP FUNCTION IF EXISTS {gateway_schema}.session_refusal(text, text);
+
+-- {check_schema}.session_refusal(sid, sub): why the session of one token is not good any more
 -- (session_revoked, session_expired, user_suspended), or NULL while it is live and its user
 -- active. It answers for one (sid, sub) pair and nothing else: a session id is 256 random bits
 -- that only the token's holder knows. SECURITY DEFINER so that the API roles need no right on
 -- the gateway's tables; two primary-key probes (sessions.id, then users.id).
-CREATE OR REPLACE FUNCTION {gateway_schema}.session_refusal(sid text, sub text) RETURNS text
+CREATE OR REPLACE FUNCTION {check_schema}.session_refusal(sid text, sub text) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -18,23 +28,37 @@ AS $fn$
   LEFT JOIN {gateway_schema}.users AS u ON u.id = s.user_id
 $fn$;
 
-REVOKE ALL ON FUNCTION {gateway_schema}.session_refusal(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION {check_schema}.session_refusal(text, text) FROM PUBLIC;
 
 -- auth.check_session(): PostgREST's db-pre-request. It runs as the request's role after the
--- token was verified; a request whose claims carry no sid (anonymous, the anon key, a token the
--- gateway did not issue for a session) passes, any other must name a live session.
+-- token was verified. Two kinds of request pass: the anonymous role with no sub and no sid (no
+-- token, or the anon key), and a gateway access token (token_type "access_token", a sub and a
+-- sid) whose session is live. Everything else is refused, whatever key signed it.
 CREATE OR REPLACE FUNCTION auth.check_session() RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-  claims jsonb := nullif(current_setting('request.jwt.claims', true), '')::jsonb;
+  claims jsonb := coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}');
   refusal text;
+  status int := 401;
 BEGIN
-  IF claims IS NULL OR NOT claims ? 'sid' THEN
+  IF current_user = {anon_literal} AND NOT claims ? 'sub' AND NOT claims ? 'sid' THEN
     RETURN;
   END IF;
-  refusal := {gateway_schema}.session_refusal(claims ->> 'sid', claims ->> 'sub');
+  IF jsonb_typeof(claims -> 'sid') IS DISTINCT FROM 'string'
+     OR jsonb_typeof(claims -> 'sub') IS DISTINCT FROM 'string'
+     OR claims -> 'token_type' IS DISTINCT FROM '"access_token"'::jsonb THEN
+    refusal := 'session_required';
+  ELSE
+    BEGIN
+      refusal := {check_schema}.session_refusal(claims ->> 'sid', claims ->> 'sub');
+    EXCEPTION WHEN OTHERS THEN
+      -- The gateway's tables or this function's grants are missing: say nothing about them.
+      refusal := 'session_check_unavailable';
+      status := 503;
+    END;
+  END IF;
   IF refusal IS NULL THEN
     RETURN;
   END IF;
@@ -44,14 +68,18 @@ BEGIN
       'message', CASE refusal
         WHEN 'user_suspended' THEN 'This account is suspended.'
         WHEN 'session_expired' THEN 'This session has expired; sign in again.'
+        WHEN 'session_required' THEN 'This token names no session of the gateway; sign in.'
+        WHEN 'session_check_unavailable' THEN 'Sessions cannot be checked now; try again later.'
         ELSE 'This session has ended; sign in again.'
       END,
       'details', NULL,
       'hint', NULL
     )::text,
     detail = json_build_object(
-      'status', 401,
-      'headers', json_build_object('WWW-Authenticate', 'Bearer error="invalid_token"')
+      'status', status,
+      'headers', CASE WHEN status = 401
+        THEN json_build_object('WWW-Authenticate', 'Bearer error="invalid_token"')
+        ELSE json_build_object() END
     )::text;
 END
 $fn$;
