@@ -20,10 +20,10 @@ import asyncpg
 import httpx
 import jwt
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
 from gateway.settings import Settings
-from gateway.store import SigningKey, make_engine, make_sessionmaker
+from gateway.store import KeystoreState, SigningKey, make_engine, make_sessionmaker
 from gateway.store.lifecycle import migrate_store
 from gateway.tokens import (
     KeyPassphraseError,
@@ -196,7 +196,9 @@ def test_reading_an_empty_store_says_how_to_make_a_keystore(db_settings: Setting
 
 def test_a_wrong_passphrase_is_refused_with_a_clear_error(db_settings: Settings) -> None:
     ensure_keystore(db_settings)
-    wrong = settings_from({}, **{**_fields(db_settings), "keys_passphrase": "not the one"})
+    wrong = settings_from(
+        {}, **{**_fields(db_settings), "keys_passphrase": "not the passphrase at all"}
+    )
 
     for attempt in (load_keystore, ensure_keystore):
         with pytest.raises(KeyPassphraseError, match="encrypted with another passphrase"):
@@ -222,6 +224,133 @@ def test_a_sealed_key_moved_to_another_row_is_refused(db_settings: Settings) -> 
 
     with pytest.raises(KeystoreCorrupt, match=f"{upcoming} does not open"):
         load_keystore(db_settings)
+
+
+# --- the manifest MAC: rows changed without the passphrase ---------------------------------
+
+TAMPERED = "the keystore in the store was changed without the passphrase"
+ROW_COLUMNS = ("kid", "alg", "state", "created_at", "activated_at", "retired_at", "sealed")
+STATE_COLUMNS = ("version", "kdf", "kek_salt", "kek_check", "manifest_mac", "updated_at")
+
+
+def snapshot(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The signing_keys rows and the state row, as an attacker with a store backup has them."""
+
+    async def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as db:
+                rows = [
+                    {name: getattr(row, name) for name in ROW_COLUMNS}
+                    for row in await db.scalars(select(SigningKey))
+                ]
+                state = await db.scalar(select(KeystoreState))
+                assert state is not None
+                return rows, {name: getattr(state, name) for name in STATE_COLUMNS}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def write_store(
+    settings: Settings, rows: list[dict[str, Any]], state: dict[str, Any] | None = None
+) -> None:
+    """Replace the rows (and the state row's values) with SQL alone: no passphrase."""
+
+    async def run() -> None:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine).begin() as db:
+                await db.execute(delete(SigningKey))
+                await db.execute(insert(SigningKey), rows)
+                if state is not None:
+                    await db.execute(update(KeystoreState).values(**state))
+                else:  # a bumped version, as a replica would notice
+                    await db.execute(
+                        update(KeystoreState).values(version=KeystoreState.version + 1)
+                    )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_pruned_key_put_back_as_current_is_refused(db_settings: Settings) -> None:
+    ensure_keystore(db_settings, now=T0)
+    leaked = read_manifest(db_settings).current.kid
+    old_rows, _ = snapshot(db_settings)
+    rotate_keys(db_settings, force=True, now=T0 + timedelta(hours=1))
+    prune_keys(db_settings, force=True, now=T0 + timedelta(hours=2))
+    rows, _ = snapshot(db_settings)
+    assert leaked not in {row["kid"] for row in rows}
+
+    current = next(row for row in rows if row["state"] == "current")
+    current.update(state="retiring", retired_at=T0 + timedelta(hours=3))
+    write_store(db_settings, [*rows, next(row for row in old_rows if row["kid"] == leaked)])
+
+    for attempt in (load_keystore, read_manifest):
+        with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+            attempt(db_settings)
+    with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+        rotate_keys(db_settings, force=True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"state": "current"}, id="next promoted early"),
+        pytest.param({"created_at": T0 - timedelta(days=30)}, id="next backdated"),
+    ],
+)
+def test_a_changed_state_or_time_is_refused(db_settings: Settings, change: dict[str, Any]) -> None:
+    ensure_keystore(db_settings, now=T0)
+    rows, _ = snapshot(db_settings)
+    for row in rows:
+        if row["state"] == "next":
+            row.update(change)
+        elif "state" in change:  # the states swapped, so the manifest still parses
+            row.update(state="next")
+    write_store(db_settings, rows)
+
+    with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+        load_keystore(db_settings)
+    with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+        rotate_keys(db_settings, now=T0 + timedelta(minutes=5))  # the backdate would allow it
+
+
+def test_a_moved_retired_at_is_refused(db_settings: Settings) -> None:
+    ensure_keystore(db_settings, now=T0)
+    rotate_keys(db_settings, force=True, now=T0 + timedelta(hours=1))
+    rows, _ = snapshot(db_settings)
+    for row in rows:
+        if row["state"] == "retiring":
+            row["retired_at"] = T0 - timedelta(days=30)  # would make it prunable at once
+    write_store(db_settings, rows)
+
+    with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+        prune_keys(db_settings, now=T0 + timedelta(hours=1, minutes=1))
+
+
+def test_keys_list_checks_the_passphrase_and_the_mac(
+    db_env: dict[str, str], db_settings: Settings, tmp_path: Path
+) -> None:
+    ensure_keystore(db_settings, now=T0)
+    wrong = {**db_env, "GATEWAY_KEYS_PASSPHRASE": "a wrong but long passphrase"}
+
+    refused = run_cli(wrong, tmp_path, "keys", "list")
+    assert refused.returncode == 1
+    assert "encrypted with another passphrase" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "a wrong but long passphrase" not in refused.stderr + refused.stdout
+
+    rows, _ = snapshot(db_settings)
+    rows[0]["created_at"] = T0 - timedelta(days=1)
+    write_store(db_settings, rows)
+    tampered = run_cli(db_env, tmp_path, "keys", "list")
+    assert tampered.returncode == 1
+    assert TAMPERED in tampered.stderr
+    assert len(tampered.stderr.strip().splitlines()) == 1
 
 
 def test_the_store_holds_no_private_key_in_clear(db_settings: Settings) -> None:
@@ -347,6 +476,26 @@ async def test_a_running_holder_picks_up_a_rotation_made_by_another_process(
         assert not await holder.refresh()  # the version is unchanged: no reload
 
 
+async def test_a_holder_refuses_a_store_rolled_back_to_an_older_version_and_logs_once(
+    db_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await asyncio.to_thread(ensure_keystore, db_settings)
+    old_rows, old_state = await asyncio.to_thread(snapshot, db_settings)
+    async with KeyRingHolder(db_settings) as holder:
+        rotated = (await asyncio.to_thread(rotate_keys, db_settings, force=True)).current.kid
+        assert await wait_for_current_kid(holder, rotated)
+        # A backup of the older keystore put back whole: its MAC is genuine, its version older.
+        await asyncio.to_thread(write_store, db_settings, old_rows, old_state)
+        with caplog.at_level(logging.WARNING, logger="gateway.tokens.watcher"):
+            results = [await holder.refresh() for _ in range(3)]
+
+        assert results == [False, False, False]
+        assert holder.ring.current_kid == rotated
+    warnings = [r for r in caplog.records if "keeping the previous" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "older than" in warnings[0].getMessage()
+
+
 async def test_a_holder_refuses_to_start_on_an_empty_store(db_settings: Settings) -> None:
     with pytest.raises(KeystoreMissing):
         await KeyRingHolder(db_settings).start()
@@ -468,7 +617,9 @@ def test_gateway_serve_with_a_wrong_passphrase_is_refused_in_one_line(
 ) -> None:
     ensure_keystore(db_settings)
 
-    result = run_cli({**db_env, "GATEWAY_KEYS_PASSPHRASE": "wrong"}, tmp_path, "serve")
+    result = run_cli(
+        {**db_env, "GATEWAY_KEYS_PASSPHRASE": "a wrong but long passphrase"}, tmp_path, "serve"
+    )
 
     assert result.returncode == 1
     assert "encrypted with another passphrase" in result.stderr
