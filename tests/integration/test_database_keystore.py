@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import subprocess
+import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ from tests.support.waiting import wait_for_async
 
 PASSPHRASE = "correct horse battery staple"
 PICKUP_DEADLINE_SECONDS = 2.0
+#: A bound only a hang exceeds (a stalled store must not freeze a reload or stop()).
+HANG_GUARD_SECONDS = 10.0
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
@@ -453,6 +456,38 @@ def test_migrate_in_process_returns_what_it_copied(db_env: dict[str, str], tmp_p
     assert read_manifest(settings_from(db_env)) == source.manifest
 
 
+def test_migrate_reads_the_directory_under_its_lock(
+    db_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filelock import FileLock, Timeout
+
+    from gateway.tokens import _reading
+
+    directory = settings_from({**db_env, "GATEWAY_KEYSTORE": "directory"})
+    ensure_keystore(directory)
+    lock_path = Path(directory.keys_dir) / ".lock"
+    held_while_read: list[bool] = []
+    real_load = _reading.load
+
+    def load_and_probe(*args: Any, **kwargs: Any) -> Any:
+        probe = FileLock(lock_path, timeout=0, is_singleton=False)
+        try:
+            probe.acquire()
+        except Timeout:
+            held_while_read.append(True)  # a rotation or prune would wait for the copy
+        else:
+            probe.release()
+            held_while_read.append(False)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(_reading, "load", load_and_probe)
+
+    _, copied = migrate_to_database(directory)
+
+    assert copied
+    assert held_while_read == [True]
+
+
 # --- replicas ------------------------------------------------------------------------------
 
 
@@ -660,3 +695,140 @@ async def test_a_holder_keeps_its_ring_while_the_store_cannot_be_read_and_logs_o
         assert before.current_kid in holder.ring.kids
     finally:
         await admin.close()
+
+
+class StallingProxy:
+    """A TCP proxy to the store that can stop forwarding: its connections stay open and
+    silent, as behind a broken network path, until it forwards again."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._forwarding = asyncio.Event()
+        self._forwarding.set()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    def stall(self) -> None:
+        self._forwarding.clear()
+
+    def resume(self) -> None:
+        self._forwarding.set()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                await self._forwarding.wait()
+                sink.write(data)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            sink.close()
+
+
+@pytest.mark.postgres
+async def test_a_holder_on_a_stalled_store_keeps_serving_stops_and_recovers(
+    postgres_url: str,
+) -> None:
+    schema = "keystore_stall"
+    direct_env = {
+        "GATEWAY_DATABASE_URL": postgres_url.replace("postgresql://", "postgresql+asyncpg://"),
+        "GATEWAY_DATABASE_SCHEMA": schema,
+        "GATEWAY_KEYSTORE": "database",
+        "GATEWAY_KEYS_PASSPHRASE": PASSPHRASE,
+    }
+    direct = settings_from(direct_env)
+    await migrate_store(direct)
+    await asyncio.to_thread(ensure_keystore, direct)
+    target = httpx.URL(postgres_url)
+    async with StallingProxy(target.host, target.port or 5432) as proxy:
+        proxied_url = postgres_url.replace(
+            f"{target.host}:{target.port}", f"127.0.0.1:{proxy.port}"
+        )
+        assert proxied_url != postgres_url
+        proxied = settings_from(
+            {
+                **direct_env,
+                "GATEWAY_DATABASE_URL": proxied_url.replace(
+                    "postgresql://", "postgresql+asyncpg://"
+                ),
+            }
+        )
+        holder = KeyRingHolder(proxied)
+        await holder.start()
+        try:
+            before = holder.ring.current_kid
+            proxy.stall()
+            rotated = (await asyncio.to_thread(rotate_keys, direct, force=True)).current.kid
+            # A reload on the stalled store gives up instead of hanging (the bound is a guard
+            # against a hang, not a measured time).
+            async with asyncio.timeout(HANG_GUARD_SECONDS):
+                assert not await holder.refresh()
+            assert holder.ring.current_kid == before
+
+            proxy.resume()
+            assert await wait_for_async(lambda: holder.ring.current_kid == rotated, 15.0)
+
+            proxy.stall()
+            await asyncio.to_thread(rotate_keys, direct, force=True)
+        finally:
+            async with asyncio.timeout(HANG_GUARD_SECONDS):
+                await holder.stop()  # promptly, though its connections are stalled
+        assert holder.ring.current_kid == rotated
+
+
+@pytest.mark.postgres
+async def test_an_unexpected_error_in_the_listen_loop_does_not_end_the_watch(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.tokens import _sources
+
+    schema = "keystore_listen_error"
+    settings = settings_from(
+        {
+            "GATEWAY_DATABASE_URL": postgres_url.replace("postgresql://", "postgresql+asyncpg://"),
+            "GATEWAY_DATABASE_SCHEMA": schema,
+            "GATEWAY_KEYSTORE": "database",
+            "GATEWAY_KEYS_PASSPHRASE": PASSPHRASE,
+        }
+    )
+    await migrate_store(settings)
+    await asyncio.to_thread(ensure_keystore, settings)
+    real_connect = asyncpg.connect
+    calls: list[int] = []
+
+    async def connect_failing_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("not an error the loop names")
+        return await real_connect(*args, **kwargs)
+
+    # The LISTEN loop's own asyncpg only (the store's engine connects through the real one).
+    fake = types.SimpleNamespace(**{**vars(asyncpg), "connect": connect_failing_once})
+    monkeypatch.setattr(_sources, "asyncpg", fake)
+    async with KeyRingHolder(settings) as holder:
+        assert await wait_for_async(lambda: len(calls) >= 1, PICKUP_DEADLINE_SECONDS)
+        rotated = (await asyncio.to_thread(rotate_keys, settings, force=True)).current.kid
+
+        assert await wait_for_async(lambda: holder.ring.current_kid == rotated, 15.0)
+        assert await wait_for_async(lambda: len(calls) >= 2, 15.0)  # and it LISTENs again
