@@ -112,6 +112,11 @@ async def read_version(db: AsyncSession) -> int | None:
     return None if version is None else int(version)
 
 
+async def read_state(db: AsyncSession) -> KeystoreState | None:
+    """The state row as it is (no lock), None when the store is not migrated."""
+    return await db.scalar(select(KeystoreState).where(KeystoreState.id == _STATE_ID))
+
+
 async def read_manifest(db: AsyncSession, settings: Settings) -> Manifest:
     """The manifest, checked against the passphrase and the manifest MAC (no key is opened).
 

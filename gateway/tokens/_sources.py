@@ -107,6 +107,11 @@ class DatabaseSource:
         return await self._bounded(_database.read_version)
 
     async def load(self) -> KeyRing:
+        # The KEK is derived (CPU-bound, uncancellable) outside the store's time bound; the
+        # load below then finds it in the cache.
+        state = await self._bounded(_database.read_state)
+        if state is not None and state.kek_salt is not None:
+            await self._cache.kek(state, _database.passphrase_of(self._settings))
         keystore, version = await self._bounded(
             lambda db: _database.load_versioned(db, self._settings, self._cache)
         )
