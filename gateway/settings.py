@@ -6,10 +6,11 @@ import importlib.util
 import ipaddress
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -18,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from yarl import URL
 
 ENV_PREFIX = "GATEWAY_"
+#: The shortest passphrase the database keystore takes: anyone who reads the store can try
+#: passphrases offline against it. (The directory keystore keeps its older rule: any.)
+MIN_DATABASE_PASSPHRASE_LENGTH: Final = 16
 
 # A PostgreSQL role or schema name we are willing to interpolate into DDL. PostgreSQL itself allows
 # more, but the gateway quotes nothing it does not have to: a plain lower-case identifier is enough.
@@ -421,10 +425,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _database_keystore_is_encrypted(self) -> Settings:
-        if self.keystore == "database" and not self.keys_passphrase_value:
+        if self.keystore != "database":
+            return self
+        value = self.keys_passphrase_value
+        if not value:
             raise ValueError(
                 "GATEWAY_KEYSTORE=database needs GATEWAY_KEYS_PASSPHRASE or "
                 "GATEWAY_KEYS_PASSPHRASE_FILE: private keys in the store are always encrypted"
+            )
+        if len(value) < MIN_DATABASE_PASSPHRASE_LENGTH:
+            raise ValueError(
+                f"GATEWAY_KEYSTORE=database needs a passphrase of at least "
+                f"{MIN_DATABASE_PASSPHRASE_LENGTH} characters (GATEWAY_KEYS_PASSPHRASE or "
+                "GATEWAY_KEYS_PASSPHRASE_FILE): it is all that protects the keys in the store"
             )
         return self
 
@@ -478,9 +491,20 @@ class Settings(BaseSettings):
 
 
 def _read_passphrase(path: str) -> SecretStr:
-    """The file's text without its trailing newline; the message never holds the content."""
+    """The file's text without its trailing newline; the message never holds the content.
+
+    Like ssh with a private key, a file that its group or others may read is refused.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if mode & 0o077:
+                raise ValueError(
+                    f"GATEWAY_KEYS_PASSPHRASE_FILE {path!r} is readable or writable by its "
+                    f"group or others (mode {stat.S_IMODE(mode):04o}): "
+                    f"`chmod 600 {path}` (or 400)"
+                )
+            text = file.read().decode("utf-8")
     except OSError as exc:
         raise ValueError(
             f"GATEWAY_KEYS_PASSPHRASE_FILE {path!r} cannot be read: "

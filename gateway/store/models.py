@@ -287,8 +287,11 @@ class KeystoreState(Base):
     ``version`` grows with every key change, so a replica knows with one cheap read whether its
     keys are stale; a change locks this row first, which serialises changes between hosts.
     ``kek_salt`` is the keystore's scrypt salt and ``kek_check`` an AES-GCM seal of nothing
-    under the key it derives, which tells a wrong passphrase from a damaged key; both are NULL
-    until the first key is made (gateway/tokens/_database.py).
+    under the key it derives, which tells a wrong passphrase from a damaged key;
+    ``manifest_mac`` is an HMAC-SHA256 (under another key derived from it) of every key's kid,
+    alg, state and times and the version, rewritten by every change: rows changed without the
+    passphrase are refused. All three are NULL until the first key is made
+    (gateway/tokens/_database.py).
     """
 
     __tablename__ = "keystore_state"
@@ -299,6 +302,7 @@ class KeystoreState(Base):
     kdf: Mapped[str | None] = mapped_column(String(64), nullable=True)
     kek_salt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     kek_check: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    manifest_mac: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

@@ -2,7 +2,9 @@
 
 Rows of ``signing_keys`` are the manifest, each with its private key sealed under the
 passphrase's key-encryption key (``_sealing``); ``keystore_state`` (one row) holds the version
-that every change bumps and the KEK's salt. Every change is one store transaction, the commit
+that every change bumps, the KEK's salt and an HMAC (under a key of the KEK) of the manifest
+and the version, which every read checks: rows changed, put back or removed by anyone without
+the passphrase are refused (:data:`TAMPERED`). Every change is one store transaction, the commit
 point: it first locks the state row (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite a write
 to it, which takes the database's write lock at once), so changes from two hosts run one after
 the other and the second decides on what the first committed. On PostgreSQL the transaction
@@ -36,6 +38,12 @@ logger = logging.getLogger("gateway.tokens.keystore")
 #: Every key change NOTIFYs this channel (payload: the new version) as it commits.
 CHANNEL: Final = "gateway_keys"
 _STATE_ID: Final = 1
+_MAC_LABEL: Final = "gateway keystore manifest v1"
+#: What a manifest MAC that does not match says.
+TAMPERED: Final = (
+    "the keystore in the store was changed without the passphrase (its manifest MAC does not "
+    "match the signing_keys rows): restore the store from a backup, or find who writes to it"
+)
 
 T = TypeVar("T")
 
@@ -104,14 +112,23 @@ async def read_version(db: AsyncSession) -> int | None:
     return None if version is None else int(version)
 
 
-async def read_manifest(db: AsyncSession) -> Manifest:
-    """The manifest alone, readable without deriving the KEK.
+async def read_state(db: AsyncSession) -> KeystoreState | None:
+    """The state row as it is (no lock), None when the store is not migrated."""
+    return await db.scalar(select(KeystoreState).where(KeystoreState.id == _STATE_ID))
+
+
+async def read_manifest(db: AsyncSession, settings: Settings) -> Manifest:
+    """The manifest, checked against the passphrase and the manifest MAC (no key is opened).
 
     Raises:
         KeystoreMissing: the store holds no keys yet.
-        KeystoreCorrupt: the rows do not make a valid manifest.
+        KeyPassphraseError: the passphrase is not the keystore's.
+        KeystoreCorrupt: the rows do not make a valid manifest, or do not match its MAC.
     """
-    return _manifest_of(await _rows(db))
+    state = await _state(db, lock=False)
+    manifest = _manifest_of(await _rows(db))
+    _authenticate(await KekCache().kek(state, passphrase_of(settings)), state, manifest)
+    return manifest
 
 
 async def load(db: AsyncSession, settings: Settings, cache: KekCache | None = None) -> Keystore:
@@ -120,11 +137,19 @@ async def load(db: AsyncSession, settings: Settings, cache: KekCache | None = No
     Raises:
         KeystoreError: no keystore in the store, a wrong passphrase, or damaged rows.
     """
+    return (await load_versioned(db, settings, cache))[0]
+
+
+async def load_versioned(
+    db: AsyncSession, settings: Settings, cache: KekCache | None = None
+) -> tuple[Keystore, int]:
+    """:func:`load`, and the version the keystore was read at (authenticated by the MAC)."""
     state = await _state(db, lock=False)
     rows = await _rows(db)
     manifest = _manifest_of(rows)
     kek = await (cache or KekCache()).kek(state, passphrase_of(settings))
-    return _opened(kek, manifest, rows)
+    _authenticate(kek, state, manifest)
+    return _opened(kek, manifest, rows), int(state.version)
 
 
 async def ensure(db: AsyncSession, settings: Settings, *, now: datetime | None = None) -> bool:
@@ -135,8 +160,10 @@ async def ensure(db: AsyncSession, settings: Settings, *, now: datetime | None =
     """
     passphrase = passphrase_of(settings)
     state = await _state(db, lock=True)
-    if await _rows(db):
-        await KekCache().kek(state, passphrase)  # a wrong passphrase is said at start-up
+    rows = await _rows(db)
+    if rows:
+        # A wrong passphrase or a tampered keystore is said at start-up.
+        _authenticate(await KekCache().kek(state, passphrase), state, _manifest_of(rows))
         return False
     kek = await _new_kek(state, passphrase)
     current, upcoming = _lifecycle.first_keys(settings.signing_alg, now=_lifecycle.moment(now))
@@ -157,8 +184,9 @@ async def rotate(
     moment = _lifecycle.moment(now)
     rows = await _rows(db)
     manifest = _manifest_of(rows)
-    _lifecycle.check_rotation(manifest, now=moment, jwks_max_age=settings.jwks_max_age, force=force)
     kek = await KekCache().kek(state, passphrase_of(settings))
+    _authenticate(kek, state, manifest)  # before any decision is taken on the rows
+    _lifecycle.check_rotation(manifest, now=moment, jwks_max_age=settings.jwks_max_age, force=force)
     store = _opened(kek, manifest, rows)
     fresh = StoredKey.generate(settings.signing_alg, now=moment)
     new_manifest, keys = _lifecycle.rotated(manifest, store.keys, fresh, now=moment)
@@ -176,13 +204,15 @@ async def prune(
     state = await _state(db, lock=True)
     moment = _lifecycle.moment(now)
     manifest = _manifest_of(await _rows(db))
+    kek = await KekCache().kek(state, passphrase_of(settings))
+    _authenticate(kek, state, manifest)
     dropped = _lifecycle.due_for_pruning(
         manifest, now=moment, access_token_ttl=settings.access_token_ttl, force=force
     )
     if not dropped:
         return ()
     kept = manifest.without(key.kid for key in dropped)
-    await _write(db, state, None, kept, ())
+    await _write(db, state, kek, kept, ())
     logger.info("pruned keys: %s", ", ".join(key.kid for key in dropped))
     return dropped
 
@@ -207,7 +237,9 @@ async def copy_in(db: AsyncSession, settings: Settings, source: Keystore) -> boo
                 f"{held.current.kid}, the directory's is {source.manifest.current.kid}): "
                 "nothing was copied; migrate into an empty store"
             )
-        _opened(await KekCache().kek(state, passphrase), held, rows)  # the same private keys
+        kek = await KekCache().kek(state, passphrase)
+        _authenticate(kek, state, held)
+        _opened(kek, held, rows)  # the same private keys
         return False
     kek = await _new_kek(state, passphrase)
     await _write(db, state, kek, source.manifest, source.keys)
@@ -248,18 +280,18 @@ async def _new_kek(state: KeystoreState, passphrase: str) -> _sealing.Kek:
 async def _write(
     db: AsyncSession,
     state: KeystoreState,
-    kek: _sealing.Kek | None,
+    kek: _sealing.Kek,
     manifest: Manifest,
     keys: tuple[StoredKey, ...],
 ) -> None:
     """Make the rows say ``manifest``: new keys sealed and inserted, the rest updated or
-    deleted; then the version is bumped and, on PostgreSQL, replicas are told at commit."""
+    deleted; then the version is bumped, the manifest MAC of both written in the same
+    transaction and, on PostgreSQL, replicas are told at commit."""
     existing = {row.kid: row for row in await _rows(db)}
     private_keys = {key.kid: key.private_key for key in keys}
     for record in manifest.keys:
         row = existing.get(record.kid)
         if row is None:
-            assert kek is not None, "a new key needs the KEK"
             sealed = _sealing.seal_private_key(
                 kek, private_keys[record.kid], kid=record.kid, alg=record.alg
             )
@@ -272,6 +304,7 @@ async def _write(
     if dropped:
         await db.execute(delete(SigningKey).where(SigningKey.kid.in_(dropped)))
     state.version = state.version + 1
+    state.manifest_mac = kek.mac(_canonical(manifest, state.version))
     state.updated_at = _lifecycle.moment(None)
     await db.flush()
     if db.get_bind().dialect.name == "postgresql":
@@ -279,6 +312,23 @@ async def _write(
             text("SELECT pg_notify(:channel, :version)"),
             {"channel": CHANNEL, "version": str(state.version)},
         )
+
+
+def _canonical(manifest: Manifest, version: int) -> bytes:
+    """What the manifest MAC covers: every key's kid, alg, state and times (as the manifest
+    keeps them), in kid order, and the version; canonical JSON."""
+    document = {
+        "label": _MAC_LABEL,
+        "version": int(version),
+        "keys": sorted((record.to_json() for record in manifest.keys), key=lambda k: k["kid"]),
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _authenticate(kek: _sealing.Kek, state: KeystoreState, manifest: Manifest) -> None:
+    """Raises KeystoreCorrupt (:data:`TAMPERED`) unless the state's MAC is ``manifest``'s."""
+    if not kek.verify_mac(_canonical(manifest, state.version), state.manifest_mac):
+        raise KeystoreCorrupt(TAMPERED)
 
 
 def _row_of(record: KeyRecord, sealed: bytes) -> SigningKey:

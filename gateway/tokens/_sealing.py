@@ -1,20 +1,27 @@
 """Private keys encrypted at rest in the store: a key-encryption key and AES-256-GCM seals.
 
 The key-encryption key (KEK) is derived from GATEWAY_KEYS_PASSPHRASE with scrypt and the
-keystore's own random salt. Each private key (PKCS#8 DER) is sealed under it with a fresh
-96-bit nonce and its kid and alg as associated data, so a sealed key copied into another row
-does not open. A seal of nothing under a fixed label (the "check") tells a wrong passphrase
-apart from a damaged key. Nothing here logs, and no message holds key material.
+keystore's own random salt; HKDF-SHA256 makes two keys of it, one to seal and one to MAC.
+Each private key (PKCS#8 DER) is sealed under the first with a fresh 96-bit nonce and the
+keystore's salt, its kid and its alg as associated data, so a sealed key copied into another
+row or another keystore does not open. A seal of nothing under a fixed label (the "check")
+tells a wrong passphrase apart from a damaged key. The second key authenticates the
+manifest (every key's kid, alg, state and times, and the version): a row changed, added,
+removed or put back without the passphrase is refused. Nothing here logs, and no message
+holds key material.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from gateway.tokens.algorithms import PrivateKey, SigningAlgorithm, check_private_key
@@ -28,18 +35,30 @@ SALT_BYTES: Final = 16
 _NONCE_BYTES: Final = 12
 _CHECK_LABEL: Final = b"gateway keystore passphrase check v1"
 _KEY_LABEL: Final = b"gateway signing key v1"
+_SEAL_INFO: Final = b"gateway keystore seal v1"
+_MAC_INFO: Final = b"gateway keystore manifest mac v1"
 
 
 class Kek:
-    """A derived key-encryption key; its repr never shows the key."""
+    """A derived key-encryption key (its sealing and MAC keys); its repr never shows them."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "_mac_key", "salt")
 
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+    def __init__(self, key: bytes, salt: bytes) -> None:
+        self._aead = AESGCM(_expand(key, _SEAL_INFO))
+        self._mac_key = _expand(key, _MAC_INFO)
+        self.salt = salt  # the keystore's id: bound into every seal
 
     def __repr__(self) -> str:
         return "Kek(...)"
+
+    def mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under the MAC key (never the sealing key)."""
+        return hmac.new(self._mac_key, message, hashlib.sha256).digest()
+
+    def verify_mac(self, message: bytes, tag: bytes | None) -> bool:
+        """True when ``tag`` is the MAC of ``message``; a constant-time comparison."""
+        return tag is not None and hmac.compare_digest(self.mac(message), tag)
 
     def seal(self, plaintext: bytes, associated: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
@@ -68,7 +87,11 @@ def derive_kek(passphrase: str, salt: bytes, kdf: str = KDF) -> Kek:
             "know; upgrade the gateway"
         )
     scrypt = Scrypt(salt=salt, length=32, n=_SCRYPT_N, r=8, p=1)
-    return Kek(scrypt.derive(passphrase.encode("utf-8")))
+    return Kek(scrypt.derive(passphrase.encode("utf-8")), salt)
+
+
+def _expand(key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
 
 
 def make_check(kek: Kek) -> bytes:
@@ -87,9 +110,12 @@ def verify_check(kek: Kek, check: bytes) -> None:
         ) from None
 
 
-def associated_data(kid: str, alg: SigningAlgorithm) -> bytes:
-    """What binds a seal to its row: the label, the kid and the alg, NUL-separated."""
-    return b"\0".join((_KEY_LABEL, kid.encode("ascii"), alg.encode("ascii")))
+def associated_data(salt: bytes, kid: str, alg: SigningAlgorithm) -> bytes:
+    """What binds a seal to its keystore and row: the label, the keystore's salt (hex), the
+    kid and the alg, NUL-separated."""
+    return b"\0".join(
+        (_KEY_LABEL, salt.hex().encode("ascii"), kid.encode("ascii"), alg.encode("ascii"))
+    )
 
 
 def seal_private_key(kek: Kek, key: PrivateKey, *, kid: str, alg: SigningAlgorithm) -> bytes:
@@ -98,7 +124,7 @@ def seal_private_key(kek: Kek, key: PrivateKey, *, kid: str, alg: SigningAlgorit
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     )
-    return kek.seal(der, associated_data(kid, alg))
+    return kek.seal(der, associated_data(kek.salt, kid, alg))
 
 
 def open_private_key(kek: Kek, sealed: bytes, *, kid: str, alg: SigningAlgorithm) -> PrivateKey:
@@ -110,7 +136,7 @@ def open_private_key(kek: Kek, sealed: bytes, *, kid: str, alg: SigningAlgorithm
             passphrase is reported as such.
     """
     try:
-        der = kek.open(sealed, associated_data(kid, alg))
+        der = kek.open(sealed, associated_data(kek.salt, kid, alg))
     except InvalidTag:
         raise KeystoreCorrupt(
             f"the store's sealed private key of {kid} does not open for that kid and alg "

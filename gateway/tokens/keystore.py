@@ -76,13 +76,14 @@ def keys_directory(settings: Settings) -> Path:
 
 
 def read_manifest(settings: Settings) -> Manifest:
-    """The manifest alone: what ``gateway keys list`` shows, readable without the passphrase.
+    """The manifest alone: what ``gateway keys list`` shows. A directory's is readable without
+    the passphrase; the store's is checked against the passphrase and its manifest MAC first.
 
     Raises:
         KeystoreError: the keystore is missing, unreadable or corrupt.
     """
     if in_database(settings):
-        return _in_store(settings, _database.read_manifest)
+        return _in_store(settings, lambda db: _database.read_manifest(db, settings))
     return _reading.read_manifest(keys_directory(settings))
 
 
@@ -269,8 +270,12 @@ def migrate_to_database(settings: Settings) -> tuple[Keystore, bool]:
             store holds another keystore.
     """
     _database.passphrase_of(settings)  # before anything is read
-    source = _reading.load(keys_directory(settings), settings.keys_passphrase)
-    copied = _in_store(settings, lambda db: _database.copy_in(db, settings, source))
+    directory = _existing(keys_directory(settings))
+    # The directory's lock, held while it is read and copied: no rotation or prune of it runs
+    # half-way through, so the store gets one consistent keystore.
+    with _lock.exclusive(directory):
+        source = _reading.load(directory, settings.keys_passphrase)
+        copied = _in_store(settings, lambda db: _database.copy_in(db, settings, source))
     return source, copied
 
 

@@ -145,6 +145,8 @@ def _parse_record(entry: object, index: int) -> KeyRecord:
     )
     if record.state == "retiring" and record.retired_at is None:
         raise ValueError(f"{where} is retiring but has no retired_at")
+    if record.state == "current" and record.retired_at is not None:
+        raise ValueError(f"{where} is current but has a retired_at")
     return record
 
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import subprocess
+import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ import asyncpg
 import httpx
 import jwt
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
 from gateway.settings import Settings
-from gateway.store import SigningKey, make_engine, make_sessionmaker
+from gateway.store import KeystoreState, SigningKey, make_engine, make_sessionmaker
 from gateway.store.lifecycle import migrate_store
 from gateway.tokens import (
     KeyPassphraseError,
@@ -46,6 +47,8 @@ from tests.support.waiting import wait_for_async
 
 PASSPHRASE = "correct horse battery staple"
 PICKUP_DEADLINE_SECONDS = 2.0
+#: A bound only a hang exceeds (a stalled store must not freeze a reload or stop()).
+HANG_GUARD_SECONDS = 10.0
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
@@ -196,7 +199,9 @@ def test_reading_an_empty_store_says_how_to_make_a_keystore(db_settings: Setting
 
 def test_a_wrong_passphrase_is_refused_with_a_clear_error(db_settings: Settings) -> None:
     ensure_keystore(db_settings)
-    wrong = settings_from({}, **{**_fields(db_settings), "keys_passphrase": "not the one"})
+    wrong = settings_from(
+        {}, **{**_fields(db_settings), "keys_passphrase": "not the passphrase at all"}
+    )
 
     for attempt in (load_keystore, ensure_keystore):
         with pytest.raises(KeyPassphraseError, match="encrypted with another passphrase"):
@@ -222,6 +227,133 @@ def test_a_sealed_key_moved_to_another_row_is_refused(db_settings: Settings) -> 
 
     with pytest.raises(KeystoreCorrupt, match=f"{upcoming} does not open"):
         load_keystore(db_settings)
+
+
+# --- the manifest MAC: rows changed without the passphrase ---------------------------------
+
+TAMPERED = "the keystore in the store was changed without the passphrase"
+ROW_COLUMNS = ("kid", "alg", "state", "created_at", "activated_at", "retired_at", "sealed")
+STATE_COLUMNS = ("version", "kdf", "kek_salt", "kek_check", "manifest_mac", "updated_at")
+
+
+def snapshot(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The signing_keys rows and the state row, as an attacker with a store backup has them."""
+
+    async def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as db:
+                rows = [
+                    {name: getattr(row, name) for name in ROW_COLUMNS}
+                    for row in await db.scalars(select(SigningKey))
+                ]
+                state = await db.scalar(select(KeystoreState))
+                assert state is not None
+                return rows, {name: getattr(state, name) for name in STATE_COLUMNS}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def write_store(
+    settings: Settings, rows: list[dict[str, Any]], state: dict[str, Any] | None = None
+) -> None:
+    """Replace the rows (and the state row's values) with SQL alone: no passphrase."""
+
+    async def run() -> None:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine).begin() as db:
+                await db.execute(delete(SigningKey))
+                await db.execute(insert(SigningKey), rows)
+                if state is not None:
+                    await db.execute(update(KeystoreState).values(**state))
+                else:  # a bumped version, as a replica would notice
+                    await db.execute(
+                        update(KeystoreState).values(version=KeystoreState.version + 1)
+                    )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_pruned_key_put_back_as_current_is_refused(db_settings: Settings) -> None:
+    ensure_keystore(db_settings, now=T0)
+    leaked = read_manifest(db_settings).current.kid
+    old_rows, _ = snapshot(db_settings)
+    rotate_keys(db_settings, force=True, now=T0 + timedelta(hours=1))
+    prune_keys(db_settings, force=True, now=T0 + timedelta(hours=2))
+    rows, _ = snapshot(db_settings)
+    assert leaked not in {row["kid"] for row in rows}
+
+    current = next(row for row in rows if row["state"] == "current")
+    current.update(state="retiring", retired_at=T0 + timedelta(hours=3))
+    write_store(db_settings, [*rows, next(row for row in old_rows if row["kid"] == leaked)])
+
+    for attempt in (load_keystore, read_manifest):
+        with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+            attempt(db_settings)
+    with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+        rotate_keys(db_settings, force=True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"state": "current"}, id="next promoted early"),
+        pytest.param({"created_at": T0 - timedelta(days=30)}, id="next backdated"),
+    ],
+)
+def test_a_changed_state_or_time_is_refused(db_settings: Settings, change: dict[str, Any]) -> None:
+    ensure_keystore(db_settings, now=T0)
+    rows, _ = snapshot(db_settings)
+    for row in rows:
+        if row["state"] == "next":
+            row.update(change)
+        elif "state" in change:  # the states swapped, so the manifest still parses
+            row.update(state="next")
+    write_store(db_settings, rows)
+
+    with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+        load_keystore(db_settings)
+    with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+        rotate_keys(db_settings, now=T0 + timedelta(minutes=5))  # the backdate would allow it
+
+
+def test_a_moved_retired_at_is_refused(db_settings: Settings) -> None:
+    ensure_keystore(db_settings, now=T0)
+    rotate_keys(db_settings, force=True, now=T0 + timedelta(hours=1))
+    rows, _ = snapshot(db_settings)
+    for row in rows:
+        if row["state"] == "retiring":
+            row["retired_at"] = T0 - timedelta(days=30)  # would make it prunable at once
+    write_store(db_settings, rows)
+
+    with pytest.raises(KeystoreCorrupt, match=TAMPERED):
+        prune_keys(db_settings, now=T0 + timedelta(hours=1, minutes=1))
+
+
+def test_keys_list_checks_the_passphrase_and_the_mac(
+    db_env: dict[str, str], db_settings: Settings, tmp_path: Path
+) -> None:
+    ensure_keystore(db_settings, now=T0)
+    wrong = {**db_env, "GATEWAY_KEYS_PASSPHRASE": "a wrong but long passphrase"}
+
+    refused = run_cli(wrong, tmp_path, "keys", "list")
+    assert refused.returncode == 1
+    assert "encrypted with another passphrase" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "a wrong but long passphrase" not in refused.stderr + refused.stdout
+
+    rows, _ = snapshot(db_settings)
+    rows[0]["created_at"] = T0 - timedelta(days=1)
+    write_store(db_settings, rows)
+    tampered = run_cli(db_env, tmp_path, "keys", "list")
+    assert tampered.returncode == 1
+    assert TAMPERED in tampered.stderr
+    assert len(tampered.stderr.strip().splitlines()) == 1
 
 
 def test_the_store_holds_no_private_key_in_clear(db_settings: Settings) -> None:
@@ -324,6 +456,38 @@ def test_migrate_in_process_returns_what_it_copied(db_env: dict[str, str], tmp_p
     assert read_manifest(settings_from(db_env)) == source.manifest
 
 
+def test_migrate_reads_the_directory_under_its_lock(
+    db_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from filelock import FileLock, Timeout
+
+    from gateway.tokens import _reading
+
+    directory = settings_from({**db_env, "GATEWAY_KEYSTORE": "directory"})
+    ensure_keystore(directory)
+    lock_path = Path(directory.keys_dir) / ".lock"
+    held_while_read: list[bool] = []
+    real_load = _reading.load
+
+    def load_and_probe(*args: Any, **kwargs: Any) -> Any:
+        probe = FileLock(lock_path, timeout=0, is_singleton=False)
+        try:
+            probe.acquire()
+        except Timeout:
+            held_while_read.append(True)  # a rotation or prune would wait for the copy
+        else:
+            probe.release()
+            held_while_read.append(False)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(_reading, "load", load_and_probe)
+
+    _, copied = migrate_to_database(directory)
+
+    assert copied
+    assert held_while_read == [True]
+
+
 # --- replicas ------------------------------------------------------------------------------
 
 
@@ -345,6 +509,26 @@ async def test_a_running_holder_picks_up_a_rotation_made_by_another_process(
         assert await wait_for_current_kid(holder, rotated_to)
         assert before.current_kid in holder.ring.kids
         assert not await holder.refresh()  # the version is unchanged: no reload
+
+
+async def test_a_holder_refuses_a_store_rolled_back_to_an_older_version_and_logs_once(
+    db_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await asyncio.to_thread(ensure_keystore, db_settings)
+    old_rows, old_state = await asyncio.to_thread(snapshot, db_settings)
+    async with KeyRingHolder(db_settings) as holder:
+        rotated = (await asyncio.to_thread(rotate_keys, db_settings, force=True)).current.kid
+        assert await wait_for_current_kid(holder, rotated)
+        # A backup of the older keystore put back whole: its MAC is genuine, its version older.
+        await asyncio.to_thread(write_store, db_settings, old_rows, old_state)
+        with caplog.at_level(logging.WARNING, logger="gateway.tokens.watcher"):
+            results = [await holder.refresh() for _ in range(3)]
+
+        assert results == [False, False, False]
+        assert holder.ring.current_kid == rotated
+    warnings = [r for r in caplog.records if "keeping the previous" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "older than" in warnings[0].getMessage()
 
 
 async def test_a_holder_refuses_to_start_on_an_empty_store(db_settings: Settings) -> None:
@@ -468,7 +652,9 @@ def test_gateway_serve_with_a_wrong_passphrase_is_refused_in_one_line(
 ) -> None:
     ensure_keystore(db_settings)
 
-    result = run_cli({**db_env, "GATEWAY_KEYS_PASSPHRASE": "wrong"}, tmp_path, "serve")
+    result = run_cli(
+        {**db_env, "GATEWAY_KEYS_PASSPHRASE": "a wrong but long passphrase"}, tmp_path, "serve"
+    )
 
     assert result.returncode == 1
     assert "encrypted with another passphrase" in result.stderr
@@ -498,7 +684,11 @@ async def test_a_holder_keeps_its_ring_while_the_store_cannot_be_read_and_logs_o
                 results = [await holder.refresh() for _ in range(3)]
             await admin.execute(f"ALTER TABLE {schema}.away RENAME TO keystore_state")
             await asyncio.to_thread(rotate_keys, settings, force=True)
-            recovered = await holder.refresh()
+            # This refresh or the watcher's own (after the NOTIFY), whichever comes first.
+            await holder.refresh()
+            recovered = await wait_for_async(
+                lambda: holder.ring is not before, PICKUP_DEADLINE_SECONDS
+            )
 
         assert results == [False, False, False]
         warnings = [r for r in caplog.records if "keeping the previous" in r.getMessage()]
@@ -509,3 +699,140 @@ async def test_a_holder_keeps_its_ring_while_the_store_cannot_be_read_and_logs_o
         assert before.current_kid in holder.ring.kids
     finally:
         await admin.close()
+
+
+class StallingProxy:
+    """A TCP proxy to the store that can stop forwarding: its connections stay open and
+    silent, as behind a broken network path, until it forwards again."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._forwarding = asyncio.Event()
+        self._forwarding.set()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    def stall(self) -> None:
+        self._forwarding.clear()
+
+    def resume(self) -> None:
+        self._forwarding.set()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._target)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                await self._forwarding.wait()
+                sink.write(data)
+                await sink.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            sink.close()
+
+
+@pytest.mark.postgres
+async def test_a_holder_on_a_stalled_store_keeps_serving_stops_and_recovers(
+    postgres_url: str,
+) -> None:
+    schema = "keystore_stall"
+    direct_env = {
+        "GATEWAY_DATABASE_URL": postgres_url.replace("postgresql://", "postgresql+asyncpg://"),
+        "GATEWAY_DATABASE_SCHEMA": schema,
+        "GATEWAY_KEYSTORE": "database",
+        "GATEWAY_KEYS_PASSPHRASE": PASSPHRASE,
+    }
+    direct = settings_from(direct_env)
+    await migrate_store(direct)
+    await asyncio.to_thread(ensure_keystore, direct)
+    target = httpx.URL(postgres_url)
+    async with StallingProxy(target.host, target.port or 5432) as proxy:
+        proxied_url = postgres_url.replace(
+            f"{target.host}:{target.port}", f"127.0.0.1:{proxy.port}"
+        )
+        assert proxied_url != postgres_url
+        proxied = settings_from(
+            {
+                **direct_env,
+                "GATEWAY_DATABASE_URL": proxied_url.replace(
+                    "postgresql://", "postgresql+asyncpg://"
+                ),
+            }
+        )
+        holder = KeyRingHolder(proxied)
+        await holder.start()
+        try:
+            before = holder.ring.current_kid
+            proxy.stall()
+            rotated = (await asyncio.to_thread(rotate_keys, direct, force=True)).current.kid
+            # A reload on the stalled store gives up instead of hanging (the bound is a guard
+            # against a hang, not a measured time).
+            async with asyncio.timeout(HANG_GUARD_SECONDS):
+                assert not await holder.refresh()
+            assert holder.ring.current_kid == before
+
+            proxy.resume()
+            assert await wait_for_async(lambda: holder.ring.current_kid == rotated, 15.0)
+
+            proxy.stall()
+            await asyncio.to_thread(rotate_keys, direct, force=True)
+        finally:
+            async with asyncio.timeout(HANG_GUARD_SECONDS):
+                await holder.stop()  # promptly, though its connections are stalled
+        assert holder.ring.current_kid == rotated
+
+
+@pytest.mark.postgres
+async def test_an_unexpected_error_in_the_listen_loop_does_not_end_the_watch(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.tokens import _sources
+
+    schema = "keystore_listen_error"
+    settings = settings_from(
+        {
+            "GATEWAY_DATABASE_URL": postgres_url.replace("postgresql://", "postgresql+asyncpg://"),
+            "GATEWAY_DATABASE_SCHEMA": schema,
+            "GATEWAY_KEYSTORE": "database",
+            "GATEWAY_KEYS_PASSPHRASE": PASSPHRASE,
+        }
+    )
+    await migrate_store(settings)
+    await asyncio.to_thread(ensure_keystore, settings)
+    real_connect = asyncpg.connect
+    calls: list[int] = []
+
+    async def connect_failing_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("not an error the loop names")
+        return await real_connect(*args, **kwargs)
+
+    # The LISTEN loop's own asyncpg only (the store's engine connects through the real one).
+    fake = types.SimpleNamespace(**{**vars(asyncpg), "connect": connect_failing_once})
+    monkeypatch.setattr(_sources, "asyncpg", fake)
+    async with KeyRingHolder(settings) as holder:
+        assert await wait_for_async(lambda: len(calls) >= 1, PICKUP_DEADLINE_SECONDS)
+        rotated = (await asyncio.to_thread(rotate_keys, settings, force=True)).current.kid
+
+        assert await wait_for_async(lambda: holder.ring.current_kid == rotated, 15.0)
+        assert await wait_for_async(lambda: len(calls) >= 2, 15.0)  # and it LISTENs again

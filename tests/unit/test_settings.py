@@ -219,7 +219,8 @@ def test_the_passphrase_file_is_read_once_without_its_trailing_newline(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     secret = tmp_path / "passphrase"
-    secret.write_text("two words\n")
+    secret.write_text("two words, long enough\n")
+    secret.chmod(0o600)
     monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(secret))
     monkeypatch.setenv("GATEWAY_KEYSTORE", "database")
 
@@ -227,7 +228,7 @@ def test_the_passphrase_file_is_read_once_without_its_trailing_newline(
     secret.write_text("changed later\n")
 
     assert config.keys_passphrase is not None
-    assert config.keys_passphrase.get_secret_value() == "two words"
+    assert config.keys_passphrase.get_secret_value() == "two words, long enough"
     assert "two words" not in repr(config)
 
 
@@ -236,6 +237,7 @@ def test_a_passphrase_and_a_passphrase_file_together_are_refused(
 ) -> None:
     secret = tmp_path / "passphrase"
     secret.write_text("from the file\n")
+    secret.chmod(0o600)
     monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(secret))
     monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE", "from the variable")
 
@@ -252,6 +254,65 @@ def test_a_missing_or_empty_passphrase_file_is_refused_without_its_content(
 
     empty = tmp_path / "empty"
     empty.write_text("\n")
+    empty.chmod(0o600)
     monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(empty))
     with pytest.raises(SettingsError, match="is empty"):
         load_settings()
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644])
+def test_a_passphrase_file_its_group_or_others_may_read_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: int
+) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text("a secret long enough to count\n")
+    secret.chmod(mode)
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(secret))
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert "GATEWAY_KEYS_PASSPHRASE_FILE" in message
+    assert f"{mode:04o}" in message
+    assert "chmod 600" in message
+    assert "a secret" not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_a_passphrase_file_for_its_owner_only_is_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: int
+) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text("a secret long enough to count\n")
+    secret.chmod(mode)
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE_FILE", str(secret))
+
+    assert load_settings().keys_passphrase_value == "a secret long enough to count"
+
+
+def test_the_database_keystore_refuses_a_short_passphrase_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_KEYSTORE", "database")
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE", "fifteen chars!!")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert "at least 16 characters" in message
+    assert "fifteen" not in message
+    assert "\n" not in message
+
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE", "sixteen chars!!!")
+    assert load_settings().keys_passphrase_value == "sixteen chars!!!"
+
+
+def test_the_directory_keystore_keeps_taking_a_short_passphrase(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEWAY_KEYS_PASSPHRASE", "short")
+
+    assert load_settings().keys_passphrase_value == "short"

@@ -347,6 +347,17 @@ def test_a_manifest_with_two_current_keys_is_refused(settings: Settings) -> None
         load_keystore(settings)
 
 
+def test_a_manifest_whose_current_key_has_a_retired_at_is_refused(settings: Settings) -> None:
+    document = manifest_document(settings)
+    for entry in document["keys"]:
+        if entry["state"] == "current":
+            entry["retired_at"] = "2026-01-01T00:00:00Z"
+    write_manifest(settings, document)
+
+    with pytest.raises(KeystoreCorrupt, match="is current but has a retired_at"):
+        load_keystore(settings)
+
+
 def test_a_manifest_naming_an_unsupported_algorithm_is_refused(settings: Settings) -> None:
     document = manifest_document(settings)
     document["keys"][0]["alg"] = "HS256"

@@ -101,3 +101,29 @@ def test_an_unknown_key_derivation_is_refused() -> None:
 
 def test_the_kek_repr_shows_no_key() -> None:
     assert repr(KEK) == "Kek(...)"
+
+
+def test_a_sealed_key_does_not_open_in_another_keystore_under_the_same_key() -> None:
+    # The salt is the keystore's id and part of the seal's associated data: a row copied from
+    # another keystore does not open even under the very same derived key.
+    from gateway.tokens._sealing import Kek
+
+    master = b"k" * 32
+    ours, theirs = Kek(master, new_salt()), Kek(master, new_salt())
+    key = fresh_key()
+    sealed = seal_private_key(theirs, key.private_key, kid=key.kid, alg=key.alg)
+
+    with pytest.raises(KeystoreCorrupt):
+        open_private_key(ours, sealed, kid=key.kid, alg=key.alg)
+
+
+def test_the_manifest_mac_is_its_own_key_and_refuses_any_change() -> None:
+    tag = KEK.mac(b"manifest")
+
+    assert KEK.verify_mac(b"manifest", tag)
+    assert not KEK.verify_mac(b"manifesT", tag)
+    assert not KEK.verify_mac(b"manifest", None)
+    assert not derive_kek("wrong horse", SALT).verify_mac(b"manifest", tag)
+    # The MAC key is not the sealing key: a MAC is no seal of anything.
+    with pytest.raises(Exception):  # noqa: B017, PT011
+        KEK.open(b"\0" * 12 + tag, b"manifest")

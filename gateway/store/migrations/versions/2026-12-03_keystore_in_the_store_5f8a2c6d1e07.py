@@ -2,7 +2,7 @@
 
 ``signing_keys`` holds each key's manifest entry and its private key sealed under a key derived
 from GATEWAY_KEYS_PASSPHRASE; ``keystore_state`` is one row (``id`` 1) with the version every
-change bumps and the derivation's salt. The row is made here, empty, so the first ``gateway keys
+change bumps, the derivation's salt and the MAC of the manifest and version. The row is made here, empty, so the first ``gateway keys
 init`` of two hosts at once lock the same row instead of racing to insert it.
 
 Revision ID: 5f8a2c6d1e07
@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("kdf", sa.String(length=64), nullable=True),
         sa.Column("kek_salt", sa.LargeBinary(), nullable=True),
         sa.Column("kek_check", sa.LargeBinary(), nullable=True),
+        sa.Column("manifest_mac", sa.LargeBinary(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("id = 1", name=op.f("ck_keystore_state_one_row")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_keystore_state")),
