@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.settings import Settings
 from gateway.tokens import _reading as reading_module
+from gateway.tokens import _sources as sources_module
 from gateway.tokens import keystore as keystore_module
 from gateway.tokens import signing as signing_module
-from gateway.tokens import watcher as watcher_module
 from gateway.tokens.keystore import StoredKey, load_keystore, prune_keys, rotate_keys
 from tests.e2e.conftest import Served
 from tests.e2e.test_proxy import sign_in
@@ -252,7 +252,7 @@ async def test_a_flood_of_unknown_kids_never_makes_the_gateway_reread_its_keysto
         return wrapper
 
     for module, name in [
-        (watcher_module, "load_keyring"),
+        (sources_module, "load_keyring"),
         (signing_module, "load_keystore"),
         (keystore_module, "load_keystore"),
         (keystore_module, "read_manifest"),
