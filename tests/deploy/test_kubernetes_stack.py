@@ -10,7 +10,6 @@ itself refuses that token (auth.check_session as its db-pre-request).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -21,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 
 from tests.conftest import sqlalchemy_url
+from tests.e2e.conftest import execute
 from tests.support.cli import cli_command, cli_environment
 from tests.support.manifests import (
     container,
@@ -43,17 +42,6 @@ pytestmark = pytest.mark.postgres
 
 PASSWORD = "correct horse battery"
 READY_DEADLINE = 30.0
-
-
-def execute(url: str, sql: str) -> None:
-    async def run() -> None:
-        connection = await asyncpg.connect(url, timeout=10)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
 
 
 @dataclass(frozen=True)
